@@ -1,0 +1,31 @@
+# The two entry points a new user needs (see README.md):
+#   make repro   set up .venv and run the whole pipeline on the built-in dataset
+#   make test    set up .venv and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install -q -c constraints.txt
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup repro test test-fast clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[dev]"
+	touch $@
+
+repro: setup
+	dvc repro
+	dvc metrics show
+
+test: setup
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) data/dataset data/separated data/features data/model data/eval data/split.csv

@@ -1,0 +1,54 @@
+"""The ``genrelab`` command line.
+
+Subcommands are registered in :data:`COMMANDS` (name -> ``"module:function"``); each function
+takes its own argument list and returns an exit status, so a subcommand's imports stay lazy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from genrelab import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "params": ("genrelab.cli:params_command", "compose conf/ into params.yaml (what `dvc exp run` does)"),
+}
+
+
+def params_command(argv: list[str]) -> int:
+    """``genrelab params [OVERRIDES...]``: rewrite params.yaml from conf/ (and overrides)."""
+    from genrelab.config import compose_yaml
+    from genrelab.io import write_text
+
+    p = argparse.ArgumentParser(prog="genrelab params", description=params_command.__doc__)
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=rf slicing.length_s=5")
+    p.add_argument("--conf", default="conf", help="Hydra config folder")
+    p.add_argument("--out", default="params.yaml", help="file to write ('-' prints it)")
+    args = p.parse_args(argv)
+    text = compose_yaml(args.overrides, config_dir=args.conf)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        write_text(args.out, text)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="genrelab", description="Reproducible, leakage-free music genre classification experiments.",
+        epilog="commands:\n" + "\n".join(f"  {k:<16}{v[1]}" for k, v in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"genrelab {__version__}")
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="command")
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    ns = parser.parse_args(argv)
+    module, func = COMMANDS[ns.command][0].split(":")
+    return int(getattr(importlib.import_module(module), func)(ns.args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

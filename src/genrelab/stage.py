@@ -1,0 +1,45 @@
+"""Shared plumbing of the thin ``stages/*.py`` scripts: arguments, params, logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from genrelab.config import ConfigError, load_params
+
+__all__ = ["stage_parser", "run_stage"]
+
+
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the ``--params`` option every stage takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="composed parameters file")
+    return parser
+
+
+def run_stage(main, description: str, configure) -> None:
+    """Parse arguments, load params, call ``main(args, params)``; config errors exit 2 cleanly.
+
+    Parameters
+    ----------
+    main : callable
+        ``main(args, params) -> None``.
+    description : str
+        Shown by ``--help``.
+    configure : callable
+        ``configure(parser)`` adds the stage's path arguments.
+    """
+    logging.basicConfig(level=os.environ.get("GENRELAB_LOG", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    parser = stage_parser(description)
+    configure(parser)
+    args = parser.parse_args()
+    try:
+        params: dict[str, Any] = load_params(args.params)
+        main(args, params)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

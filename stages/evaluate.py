@@ -1,0 +1,31 @@
+"""Stage evaluate: slice- and track-level metrics on the test split, predictions, confusion plots."""
+from genrelab.evaluate import confusion_png
+from genrelab.io import write_json, write_text
+from genrelab.stage import run_stage
+from genrelab.training import evaluate_bundle, load_bundle
+
+
+def configure(p):
+    p.add_argument("--features", required=True, help="output of the features stage")
+    p.add_argument("--model", required=True, help="model bundle of the train stage")
+    p.add_argument("--metrics", required=True, help="metrics (JSON, numbers only)")
+    p.add_argument("--slices", required=True, help="slice-level predictions (CSV)")
+    p.add_argument("--tracks", required=True, help="track-level predictions = confusion plot data (CSV)")
+    p.add_argument("--png", required=True, help="confusion matrix image")
+
+
+def main(args, params):
+    bundle = load_bundle(args.model)
+    ev = params["evaluate"]
+    metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev["split"],
+                                              n_boot=int(ev["n_bootstrap"]), seed=int(params["seed"]))
+    write_json(args.metrics, metrics)
+    write_text(args.slices, slices.to_csv(index=False))
+    write_text(args.tracks, tracks.to_csv(index=False))
+    leaky = " (LEAKY split)" if "leaky" in metrics else ""
+    confusion_png(tracks["actual"], tracks["predicted"], bundle.labels, args.png,
+                  title=f"{bundle.meta['model']} on {ev['split']}: track level{leaky}")
+
+
+if __name__ == "__main__":
+    run_stage(main, __doc__, configure)

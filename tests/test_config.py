@@ -1,0 +1,73 @@
+"""Every combination of config groups composes into valid settings; params.yaml is current."""
+import itertools
+from pathlib import Path
+
+import pytest
+import yaml
+
+from genrelab.config import ConfigError, compose, compose_yaml, from_mapping
+from genrelab.features import SliceSettings, make_extractor
+from genrelab.models import MODELS, build_model
+from genrelab.splits import SplitSettings
+from genrelab.training import TrainSettings
+from genrelab.variants import VariantSettings
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_committed_params_yaml_is_the_default_composition(repo_root):
+    assert (repo_root / "params.yaml").read_text() == compose_yaml(config_dir=CONF), \
+        "params.yaml is stale: run `genrelab params` and commit it"
+
+
+def test_every_model_option_is_registered():
+    assert set(_options("model")) <= set(MODELS)
+
+
+def _validate(params):
+    from_mapping(SplitSettings, params["split"], section="split")
+    from_mapping(VariantSettings, params["variant"], section="variant")
+    from_mapping(SliceSettings, params["slicing"], section="slicing")
+    from_mapping(TrainSettings, params["train"], section="train")
+    make_extractor(params["features"])
+    assert params["dataset"]["name"]
+
+
+COMBOS = list(itertools.product(_options("dataset"), _options("split"), _options("variant"), _options("features")))
+
+
+@pytest.mark.parametrize("dataset, split, variant, features", COMBOS)
+def test_every_combination_composes_and_validates(dataset, split, variant, features):
+    params = compose([f"dataset={dataset}", f"split={split}", f"variant={variant}", f"features={features}"],
+                     config_dir=CONF)
+    _validate(params)
+    assert params["variant"]["name"] == variant
+
+
+@pytest.mark.parametrize("model", _options("model"))
+def test_every_model_composes_and_builds(model):
+    params = compose([f"model={model}"], config_dir=CONF)
+    kind = MODELS[params["model"]["name"]].input
+    shape = (40,) if kind == "vector" else (2, 40, 130) if model == "two_branch" else (40, 130)
+    assert build_model(params["model"], n_classes=10, input_shape=shape, seed=0, device="cpu") is not None
+
+
+def test_unknown_group_option_lists_choices():
+    with pytest.raises(Exception, match="svm"):
+        compose(["model=nonexistent"], config_dir=CONF)
+
+
+def test_negative_slice_length_fails_validation():
+    params = compose(["slicing.length_s=-3"], config_dir=CONF)
+    with pytest.raises(ConfigError, match="slicing.length_s"):
+        _validate(params)
+
+
+def test_overrides_reach_params():
+    params = compose(["model=rf", "slicing.length_s=5"], config_dir=CONF)
+    assert params["model"]["name"] == "rf" and params["slicing"]["length_s"] == 5
+    assert yaml.safe_load(compose_yaml(["model=rf"], config_dir=CONF))["model"]["name"] == "rf"

@@ -1,0 +1,145 @@
+"""Smoke tests of the real pipeline: `dvc repro` and `dvc exp run` in a temporary git repository.
+
+The repository's tracked files are copied to a temporary folder with a tiny dataset
+configuration (4 genres x 6 tracks x 6 s) written into conf/, so each run takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = {"n_tracks_per_genre": 6, "duration_s": 6.0, "tracks_per_artist": 2,
+        "genres": ["classical", "disco", "metal", "reggae"]}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("GIT_AUTHOR_NAME", "genrelab-test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@genrelab.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", "genrelab-test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@genrelab.invalid")
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["GENRELAB_LOG"] = "WARNING"
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def _tracked_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    return [f for f in out if f and (ROOT / f).is_file()]
+
+
+@pytest.fixture(scope="module")
+def tiny_repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    for rel in _tracked_files():
+        dest = repo / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    conf = repo / "conf/dataset/synthetic.yaml"
+    cfg = yaml.safe_load(conf.read_text())
+    cfg.update(TINY)
+    conf.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg = yaml.safe_load((repo / "conf/config.yaml").read_text())
+    cfg["slicing"]["length_s"] = 2.0
+    cfg["evaluate"]["n_bootstrap"] = 100
+    (repo / "conf/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    run([str(BIN / "genrelab"), "params"], repo)
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "tiny pipeline"], repo)
+    return repo
+
+
+def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run([str(BIN / "dvc"), *args], repo, check=check)
+
+
+def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo):
+    _dvc(tiny_repo, "repro")
+    metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
+    for level in ("slice", "track_vote", "track_mean"):
+        assert 0.0 <= metrics[level]["accuracy"] <= 1.0
+    assert metrics["track_mean"]["accuracy"] > 0.25  # 4 genres: chance is 0.25
+    assert metrics["n_tracks"] >= 4
+    assert set(metrics["track_mean"]["f1"]) == set(TINY["genres"])
+    preds = (tiny_repo / "plots/predictions.csv").read_text().splitlines()
+    assert preds[0].startswith("track_id,actual,predicted")
+    assert (tiny_repo / "plots/confusion.png").read_bytes()[:4] == b"\x89PNG"
+    features = json.loads((tiny_repo / "metrics/features.json").read_text())
+    assert features["n_tracks_test"] == metrics["n_tracks"]
+    # every metrics file holds numbers only
+    for path in (tiny_repo / "metrics").glob("*.json"):
+        def walk(node):
+            if isinstance(node, dict):
+                for v in node.values():
+                    walk(v)
+            else:
+                assert isinstance(node, (int, float)), f"{path.name}: non-numeric {node!r}"
+        walk(json.loads(path.read_text()))
+
+
+def test_second_repro_does_nothing(tiny_repo):
+    out = _dvc(tiny_repo, "repro").stdout
+    assert "Running stage" not in out, out
+
+
+def test_changing_the_model_reruns_only_train_and_evaluate(tiny_repo):
+    run(["git", "add", "-A"], tiny_repo)
+    run(["git", "commit", "-q", "-m", "baseline run", "--allow-empty"], tiny_repo)
+    out = _dvc(tiny_repo, "exp", "run", "-S", "model=logreg").stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train", "evaluate"}, out
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    assert params["model"]["name"] == "logreg"
+    assert params["dataset"]["n_tracks_per_genre"] == TINY["n_tracks_per_genre"]
+
+
+def test_queued_grid_runs_and_is_listed(tiny_repo):
+    _dvc(tiny_repo, "exp", "run", "--queue", "-S", "model=logreg,rf", "-S", "slicing.length_s=2,3")
+    _dvc(tiny_repo, "queue", "start", "-j", "1")
+    _wait_queue(tiny_repo)
+    shown = json.loads(_dvc(tiny_repo, "exp", "show", "--json").stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    done = [e for e in exps if e["revs"][0]["data"].get("metrics")]
+    assert len(done) >= 4, json.dumps(shown)[:2000]
+    diff = _dvc(tiny_repo, "metrics", "diff", "--json", "HEAD", done[0]["revs"][0]["rev"]).stdout
+    assert "metrics/eval.json" in diff
+
+
+def _wait_queue(repo: Path, timeout: float = 600) -> None:
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        status = _dvc(repo, "queue", "status").stdout
+        if "Running" not in status and "Queued" not in status:
+            return
+        time.sleep(3)
+    raise AssertionError(f"queue did not finish in {timeout} s:\n{status}")
+
+
+def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
+    proc = _dvc(tiny_repo, "exp", "run", "-S", "features.name=spectrum", check=False)
+    assert proc.returncode != 0
+    assert "valid choices: mfcc, mel, classic" in proc.stdout + proc.stderr
