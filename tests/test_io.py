@@ -1,0 +1,61 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from genrelab.io import AudioDecodeError, atomic_dir, atomic_path, load_audio, write_audio, write_json
+
+
+def test_atomic_path_leaves_nothing_when_interrupted(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "feat"
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(target) as tmp:
+            (tmp / "b").write_text("2")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["feat"]
+    assert sorted(p.name for p in target.iterdir()) == ["a"]
+
+
+def test_write_json_converts_numpy(tmp_path):
+    write_json(tmp_path / "m.json", {"a": np.float32(0.5), "b": np.arange(2)})
+    assert (tmp_path / "m.json").read_text().replace(" ", "").replace("\n", "") == '{"a":0.5,"b":[0,1]}'
+
+
+def test_resample_and_mixdown(tmp_path):
+    t = np.arange(48000) / 48000
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.zeros_like(t)], axis=1) * 0.5
+    write_audio(tmp_path / "s.flac", stereo, 48000)
+    y, sr = load_audio(tmp_path / "s.flac", sr=16000)
+    assert sr == 16000 and y.ndim == 1 and abs(len(y) - 16000) <= 1
+    assert np.abs(y).max() == pytest.approx(0.25, abs=0.02)
+    y2, sr2 = load_audio(tmp_path / "s.flac", sr=None, mono=False)
+    assert sr2 == 48000 and y2.shape == (2, 48000)
+
+
+@pytest.mark.parametrize("content", [b"", b"not audio at all" * 10])
+def test_unreadable_files_raise_a_clear_error(tmp_path, content):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(AudioDecodeError, match="bad.wav"):
+        load_audio(path)
+    with pytest.raises(AudioDecodeError, match="no such file"):
+        load_audio(tmp_path / "missing.wav")
+
+
+def test_every_shared_recording_decodes(shared_dir):
+    manifest = pd.read_csv(shared_dir / "audio" / "MANIFEST.csv")
+    for row in manifest.itertuples():
+        y, sr = load_audio(shared_dir / "audio" / row.path, sr=22050, duration=5.0)
+        assert sr == 22050
+        assert len(y) == pytest.approx(min(row.duration_s, 5.0) * 22050, rel=0.05, abs=2000), row.path
+        assert np.isfinite(y).all() and np.abs(y).max() > 0, row.path
