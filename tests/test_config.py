@@ -37,15 +37,40 @@ def _validate(params):
     assert params["dataset"]["name"]
 
 
-COMBOS = list(itertools.product(_options("dataset"), _options("split"), _options("variant"), _options("features")))
+def _compose_all(combos):
+    """Compose many override lists in one Hydra context (initialising it is the slow part)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(CONF.resolve()), version_base=None):
+        for overrides in combos:
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+            yield overrides, OmegaConf.to_container(cfg, resolve=True)
 
 
-@pytest.mark.parametrize("dataset, split, variant, features", COMBOS)
-def test_every_combination_composes_and_validates(dataset, split, variant, features):
-    params = compose([f"dataset={dataset}", f"split={split}", f"variant={variant}", f"features={features}"],
-                     config_dir=CONF)
-    _validate(params)
-    assert params["variant"]["name"] == variant
+def test_every_combination_of_config_groups_composes_and_validates():
+    """variant x features x model in full (model options override features/variant, so these
+    interact); dataset and split options set disjoint keys, so each is composed with every
+    option of the other and with the defaults of the rest."""
+    from genrelab.models import MODELS
+
+    combos = [(f"variant={v}", f"features={f}", f"model={m}")
+              for v, f, m in itertools.product(_options("variant"), _options("features"), _options("model"))]
+    combos += [(f"dataset={d}", f"split={s}") for d, s in itertools.product(_options("dataset"), _options("split"))]
+    n = 0
+    for overrides, params in _compose_all(combos):
+        _validate(params)
+        spec = MODELS[params["model"]["name"]]
+        from_mapping(spec.settings, {k: v for k, v in params["model"].items() if k != "name"}, section="model")
+        for o in overrides:
+            group, option = o.split("=")
+            if group == "split":
+                assert params["split"]["method"] == option
+            else:
+                assert params[group]["name"] == option, (overrides, params[group])
+        n += 1
+    assert n == len(combos) > 400
 
 
 @pytest.mark.parametrize("model", _options("model"))

@@ -1,0 +1,111 @@
+"""Training and inference throughput of every torch network, reading from a memmap.
+
+Writes random slices to a temporary ``.npy``, opens it with ``mmap_mode='r'`` as the
+pipeline does, trains each network for a few epochs with :func:`genrelab.deep.loop.fit` and
+prints slices per second and the fraction of step time spent loading data, on the CPU and,
+when present, on CUDA.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_training.py                       # defaults below
+    .venv/bin/python benchmarks/bench_training.py --n-bins 128 --n-frames 431 --nets cnn rnn
+    .venv/bin/python benchmarks/bench_training.py --device cuda --n-slices 4096 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genrelab.deep.augment import Augmenter
+from genrelab.deep.loop import TrainSettings, fit, predict_proba, seeded_init
+from genrelab.deep.nets import NETS, build_net
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nets", nargs="+", default=sorted(NETS), choices=sorted(NETS))
+    p.add_argument("--n-slices", type=int, default=512)
+    p.add_argument("--n-bins", type=int, default=96, help="mel bands (or MFCCs)")
+    p.add_argument("--n-frames", type=int, default=130, help="frames per slice (130 = 3 s at 22050 Hz, hop 512)")
+    p.add_argument("--n-classes", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=2, help="the first epoch counts as warm-up only if --epochs > 1")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "all"], default="all",
+                   help="'all' = CPU, plus CUDA when present")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads on the CPU (default: torch's)")
+    p.add_argument("--augment", action="store_true", help="also time the default augmentations")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "all" else [args.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        raise SystemExit("CUDA requested but not available")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, args.n_classes, args.n_slices)
+    augment = Augmenter({k: {"p": 0.5} for k in ("time_shift", "pitch_shift", "time_stretch", "noise")}) if args.augment else None
+    warmup = args.epochs > 1  # the first epoch warms up (allocator, oneDNN/cuDNN plans) and is not timed
+    timed = TrainSettings(batch_size=args.batch_size, max_epochs=args.epochs - warmup, patience=None)
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}"
+          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    print(f"input: {args.n_slices} slices x ({args.n_bins} bins x {args.n_frames} frames) float32 memmap, "
+          f"batch {args.batch_size}, {args.epochs} epoch(s){', augmented' if augment else ''}")
+    header = f"{'net':<11} {'device':<6} {'params':>8} {'train slices/s':>15} {'data frac':>9} {'aug frac':>8} {'predict slices/s':>17}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for two in (False, True):
+            shape = (args.n_slices, 2, args.n_bins, args.n_frames) if two else (args.n_slices, args.n_bins, args.n_frames)
+            path = Path(tmp) / f"S{int(two)}.npy"
+            mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+            for start in range(0, args.n_slices, 256):
+                block = mm[start : start + 256]
+                block[...] = rng.normal(size=block.shape).astype(np.float32)
+            mm.flush()
+            del mm
+            files[two] = path
+        for device in devices:
+            for net in args.nets:
+                two = net == "two_branch"
+                S = np.load(files[two], mmap_mode="r")
+                input_shape = S.shape[1:]
+                model = seeded_init(lambda: build_net(net, n_classes=args.n_classes, input_shape=input_shape), seed=0)
+                if warmup:
+                    fit(model, (S, y), settings=TrainSettings(batch_size=args.batch_size, max_epochs=1, patience=None),
+                        device=device, seed=0, augment=augment, progress=False)
+                result = fit(model, (S, y), settings=timed, device=device, seed=0, augment=augment, progress=False)
+                t0 = time.perf_counter()
+                predict_proba(model, S, batch_size=timed.eval_batch_size, device=device)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                predict_rate = args.n_slices / (time.perf_counter() - t0)
+                row = {
+                    "net": net, "device": result.device, "n_parameters": result.n_parameters,
+                    "train_slices_per_second": result.slices_per_second, "data_fraction": result.data_fraction,
+                    "augment_fraction": result.augment_fraction, "predict_slices_per_second": predict_rate,
+                    "input_shape": list(input_shape), "batch_size": args.batch_size,
+                }
+                rows.append(row)
+                print(f"{net:<11} {device:<6} {row['n_parameters']:>8} {row['train_slices_per_second']:>15.0f} "
+                      f"{row['data_fraction']:>9.3f} {row['augment_fraction']:>8.3f} {predict_rate:>17.0f}", flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
