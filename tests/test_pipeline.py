@@ -139,6 +139,19 @@ def _wait_queue(repo: Path, timeout: float = 600) -> None:
     raise AssertionError(f"queue did not finish in {timeout} s:\n{status}")
 
 
+@pytest.mark.parametrize("overrides", [
+    ["model=cnn", "model.train.max_epochs=2"],
+    ["model=hmm", "model.n_iter=3"],
+])
+def test_deep_and_sequence_models_run_in_the_pipeline(tiny_repo, overrides):
+    args = [a for o in overrides for a in ("-S", o)]
+    _dvc(tiny_repo, "exp", "run", *args)
+    metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
+    assert 0.0 <= metrics["track_mean"]["accuracy"] <= 1.0
+    bundle = json.loads((tiny_repo / "data/model/bundle.json").read_text())
+    assert bundle["model"] == overrides[0].split("=")[1] and bundle["input"] == "frames"
+
+
 def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
     proc = _dvc(tiny_repo, "exp", "run", "-S", "features.name=spectrum", check=False)
     assert proc.returncode != 0
