@@ -1,0 +1,479 @@
+"""Predict the genre of any audio file with a trained model bundle.
+
+A recording goes through the same steps as the training data: decoded and resampled to the
+bundle's ``audio.sample_rate`` (mono), turned into the bundle's variant (separated in memory
+for HPSS or Demucs variants), cut into the bundle's slices, featurised by the bundle's
+extractor, and classified slice by slice. The track's genre is the one with the highest
+mean slice probability (silent slices left out).
+
+Command line::
+
+    genrelab predict song.mp3 more/songs/ [--model data/model] [--top-k 3]
+                     [--slices slices.csv|slices.json] [--json] [--trust]
+
+Files that cannot be used (not audio, unreadable, silent, shorter than one slice) get a
+one-line reason and the others go on; the exit status is 0 when every file was classified,
+1 when any failed, 2 when the model cannot be used at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genrelab.config import ConfigError, from_mapping
+from genrelab.features import FeatureSet, SliceSettings, make_extractor
+from genrelab.io import AudioDecodeError, load_audio, write_text
+from genrelab.training import Bundle
+from genrelab.variants import VariantSettings
+
+__all__ = [
+    "AUDIO_EXTENSIONS", "AudioInputError", "FilePrediction", "Recipe", "bundle_recipe", "predict_file",
+    "predict_paths", "iter_predictions", "collect_audio_files", "SLICE_WRITERS", "predict_command",
+]
+
+log = logging.getLogger(__name__)
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".wave", ".au", ".snd", ".mp3", ".ogg", ".oga", ".opus", ".flac",
+                                     ".aif", ".aiff", ".aifc")
+"""File endings picked up when a folder is walked (files named explicitly are always tried)."""
+
+SILENCE_DB = -60.0
+"""Peak level (dBFS) below which a recording, or a slice, counts as silent."""
+
+
+class AudioInputError(ValueError):
+    """A recording cannot be classified; the message is a one-line reason (what and why)."""
+
+
+# ------------------------------------------------------------------------------------- recipe
+@dataclass(frozen=True)
+class Recipe:
+    """How a bundle turns audio into model input (validated from its ``bundle.json``).
+
+    Attributes
+    ----------
+    sample_rate : int
+        Rate in Hz audio is resampled to.
+    variant : VariantSettings
+    slicing : SliceSettings
+    extractor : callable
+        The bundle's feature extractor.
+    separator : object or None
+        In-memory separator of the variant (``None`` for the mix).
+    input : {'vector', 'frames'}
+        Which features the model reads.
+    n_features : int or None
+        Length of the feature vector the model was trained on (when recorded).
+    """
+
+    sample_rate: int
+    variant: VariantSettings
+    slicing: SliceSettings
+    extractor: Any
+    separator: Any
+    input: str
+    n_features: int | None
+
+
+def bundle_recipe(bundle: Bundle) -> Recipe:
+    """Validate that ``bundle`` can classify new audio and build its preprocessing.
+
+    Raises
+    ------
+    ConfigError
+        If the bundle lacks a section, or its variant reads oracle stems (the synthetic
+        generator's ground truth, absent from new recordings).
+    """
+    from genrelab.inference import make_variant_separator
+
+    params = bundle.meta.get("params", {})
+    missing = [k for k in ("features", "variant", "slicing", "audio") if k not in params]
+    if missing:
+        raise ConfigError(f"{bundle.folder}/bundle.json: params lacks {missing}; re-run the 'train' stage "
+                          "with this version of genrelab")
+    variant = from_mapping(VariantSettings, params["variant"], section="variant")
+    names = bundle.meta.get("feature_names")
+    return Recipe(
+        sample_rate=int(params["audio"]["sample_rate"]), variant=variant,
+        slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
+        extractor=make_extractor(params["features"]),
+        separator=make_variant_separator(variant, params.get("separation")),
+        input=str(bundle.meta.get("input", "vector")), n_features=len(names) if names else None)
+
+
+# --------------------------------------------------------------------------------- prediction
+@dataclass
+class FilePrediction:
+    """The prediction for one file, or why there is none.
+
+    Attributes
+    ----------
+    path : str
+        The file, as given (or the name shown for an upload).
+    labels : list of str
+        Genre names, in the model's class order.
+    error : str or None
+        One-line reason when the file could not be classified; then the arrays are None.
+    duration_s : float or None
+        Length of the decoded audio in seconds.
+    proba : np.ndarray [shape=(n_classes,)] or None
+        Track probabilities: mean over the non-silent slices.
+    starts_s : np.ndarray [shape=(n_slices,)] or None
+        Start of each slice in seconds.
+    slice_proba : np.ndarray [shape=(n_slices, n_classes)] or None
+        Probabilities of each slice.
+    silent : np.ndarray [shape=(n_slices,)], bool, or None
+        Slices left out of the track mean because their peak is below the silence threshold.
+    slice_length_s : float
+    top_k : int
+        How many genres :attr:`top` lists.
+    seconds : float
+        Processing time (decoding included).
+    """
+
+    path: str
+    labels: list[str]
+    error: str | None = None
+    duration_s: float | None = None
+    proba: np.ndarray | None = None
+    starts_s: np.ndarray | None = None
+    slice_proba: np.ndarray | None = None
+    silent: np.ndarray | None = None
+    slice_length_s: float = 0.0
+    top_k: int = 3
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def top(self) -> list[tuple[str, float]]:
+        """The ``top_k`` most probable genres with their probabilities, best first."""
+        if self.proba is None:
+            return []
+        order = np.argsort(-self.proba, kind="stable")[: self.top_k]
+        return [(self.labels[i], float(self.proba[i])) for i in order]
+
+    @property
+    def genre(self) -> str | None:
+        """The predicted genre (``None`` on error)."""
+        return self.top[0][0] if self.ok else None
+
+    def to_dict(self, *, slices: bool = False) -> dict[str, Any]:
+        """Plain JSON-ready dict (``slices``: add the per-slice timeline)."""
+        if not self.ok:
+            return {"path": self.path, "ok": False, "error": self.error}
+        assert self.proba is not None and self.starts_s is not None and self.slice_proba is not None
+        out: dict[str, Any] = {
+            "path": self.path, "ok": True, "genre": self.genre,
+            "top": [{"genre": g, "probability": round(p, 4)} for g, p in self.top],
+            "probabilities": {g: round(float(p), 4) for g, p in zip(self.labels, self.proba)},
+            "duration_s": round(float(self.duration_s or 0.0), 3), "n_slices": int(len(self.starts_s)),
+            "slice_length_s": self.slice_length_s, "seconds": round(self.seconds, 3),
+        }
+        if slices:
+            out["slices"] = [
+                {"start_s": round(float(s), 3), "genre": self.labels[int(np.argmax(p))],
+                 "silent": bool(q), "probabilities": [round(float(v), 4) for v in p]}
+                for s, p, q in zip(self.starts_s, self.slice_proba, self.silent)]
+        return out
+
+    def slice_table(self) -> pd.DataFrame:
+        """One row per slice: ``path, slice_idx, start_s, end_s, genre, probability, silent`` and
+        one probability column per genre (empty on error)."""
+        cols = ["path", "slice_idx", "start_s", "end_s", "genre", "probability", "silent", *self.labels]
+        if not self.ok:
+            return pd.DataFrame(columns=cols)
+        assert self.starts_s is not None and self.slice_proba is not None
+        best = self.slice_proba.argmax(axis=1)
+        table = pd.DataFrame({
+            "path": self.path, "slice_idx": np.arange(len(self.starts_s)), "start_s": np.round(self.starts_s, 3),
+            "end_s": np.round(self.starts_s + self.slice_length_s, 3), "genre": [self.labels[i] for i in best],
+            "probability": np.round(self.slice_proba.max(axis=1), 4), "silent": self.silent})
+        probs = pd.DataFrame(np.round(self.slice_proba, 4), columns=self.labels)
+        return pd.concat([table, probs], axis=1)[cols]
+
+
+def _peak_db(y: np.ndarray) -> float:
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return 20.0 * math.log10(peak) if peak > 0 else -math.inf
+
+
+def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_duration_s: float | None = None,
+                 silence_db: float = SILENCE_DB, name: str | None = None,
+                 recipe: Recipe | None = None) -> FilePrediction:
+    """Classify one recording.
+
+    Parameters
+    ----------
+    bundle : Bundle
+        From :func:`genrelab.training.load_bundle`.
+    path : str or Path
+        Audio file in any format :func:`genrelab.io.load_audio` decodes (wav, au, flac, ogg,
+        mp3 ...), at any sample rate, mono or multichannel, of any length of at least one slice.
+    top_k : int > 0
+        How many genres :attr:`FilePrediction.top` lists (at most the number of genres).
+    max_duration_s : float, optional
+        Refuse recordings longer than this (only that much more is decoded to find out).
+    silence_db : float
+        Peak level in dBFS below which the recording (or a slice) is silent.
+    name : str, optional
+        What to call the file in the result (default: ``path``).
+    recipe : Recipe, optional
+        :func:`bundle_recipe` of ``bundle``, to reuse over many files.
+
+    Returns
+    -------
+    FilePrediction
+
+    Raises
+    ------
+    AudioInputError
+        If the file is not audio, cannot be read, is longer than ``max_duration_s``, silent,
+        or shorter than one slice. The message is one line.
+    ConfigError
+        If the bundle cannot classify new audio (see :func:`bundle_recipe`).
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, got {top_k}")
+    t0 = time.perf_counter()
+    recipe = recipe or bundle_recipe(bundle)
+    sr, slicing = recipe.sample_rate, recipe.slicing
+    shown = str(path) if name is None else name
+    try:
+        y, _ = load_audio(path, sr=sr, mono=True,
+                          duration=None if max_duration_s is None else float(max_duration_s) + 1.0)
+    except AudioDecodeError as exc:
+        raise AudioInputError(_decode_reason(Path(path), exc)) from exc
+    duration = len(y) / sr
+    if max_duration_s is not None and duration > max_duration_s:
+        raise AudioInputError(f"too long: more than {_fmt_s(max_duration_s)} of audio (the limit); "
+                              "cut it shorter")
+    level = _peak_db(y)
+    if level < silence_db:
+        shown_level = "-inf" if math.isinf(level) else f"{level:.0f}"
+        raise AudioInputError(f"silent: peak level {shown_level} dBFS is below the {silence_db:.0f} dBFS threshold")
+    if duration < slicing.length_s:
+        raise AudioInputError(f"too short: {duration:.2f} s of audio, the model needs at least one slice of "
+                              f"{slicing.length_s:g} s")
+    from genrelab.inference import track_features, variant_audio
+
+    channels = variant_audio(y, sr, recipe.variant, separator=recipe.separator)
+    feats = track_features(channels, sr, extractor=recipe.extractor, slicing=slicing)
+    if recipe.n_features is not None and feats.vector.shape[1] != recipe.n_features:
+        raise ConfigError(f"{bundle.folder}: the model was trained on {recipe.n_features} features but its "
+                          f"recipe gives {feats.vector.shape[1]}; re-run the 'train' stage")
+    n = len(feats.starts_s)
+    meta = pd.DataFrame({"track_id": shown, "slice_idx": np.arange(n), "start_s": feats.starts_s,
+                         "label": np.zeros(n, dtype=np.int64)})
+    fs = FeatureSet(X=feats.vector, S=feats.frames, meta=meta,
+                    info={"labels": bundle.labels, "feature_names": bundle.meta.get("feature_names")})
+    proba = np.asarray(bundle.predict_proba(fs), dtype=np.float64)
+    length = int(round(slicing.length_s * sr))
+    starts = np.round(feats.starts_s * sr).astype(int)
+    silent = np.array([_peak_db(y[s:s + length]) < silence_db for s in starts], dtype=bool)
+    keep = ~silent if (~silent).any() else np.ones(n, dtype=bool)
+    return FilePrediction(
+        path=shown, labels=bundle.labels, duration_s=duration, proba=proba[keep].mean(axis=0),
+        starts_s=feats.starts_s, slice_proba=proba, silent=silent, slice_length_s=float(slicing.length_s),
+        top_k=min(int(top_k), len(bundle.labels)), seconds=time.perf_counter() - t0)
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def _decode_reason(path: Path, exc: AudioDecodeError) -> str:
+    """One line saying why a file could not be decoded (without repeating its path)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    prefix = f"{path}: "
+    text = text[len(prefix):] if text.startswith(prefix) else text
+    if text.startswith("cannot decode"):
+        exts = ", ".join(e.lstrip(".") for e in AUDIO_EXTENSIONS)
+        return f"not a readable audio file ({text}); supported formats: {exts}"
+    return text
+
+
+# ------------------------------------------------------------------------------ many files
+def collect_audio_files(paths: Iterable[str | Path]) -> list[tuple[Path, str | None]]:
+    """Expand files and folders (recursively, by :data:`AUDIO_EXTENSIONS`) into a file list.
+
+    Returns
+    -------
+    items : list of (Path, str or None)
+        Each file with ``None``, or an argument that yielded nothing with the reason
+        (missing, or a folder without audio files). Hidden files and folders are skipped.
+    """
+    items: list[tuple[Path, str | None]] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                items.append((p, f"no audio files in this folder (looked for {', '.join(AUDIO_EXTENSIONS)})"))
+            items.extend((f, None) for f in found)
+        elif p.is_file():
+            items.append((p, None))
+        else:
+            items.append((p, "no such file or folder"))
+    return items
+
+
+def iter_predictions(bundle: Bundle, paths: Iterable[str | Path], *, top_k: int = 3, progress: bool = True,
+                     max_duration_s: float | None = None,
+                     silence_db: float = SILENCE_DB) -> Iterator[FilePrediction]:
+    """Like :func:`predict_paths`, yielding each file's prediction as soon as it is made."""
+    yield from _predict_items(bundle, collect_audio_files(paths), top_k=top_k, progress=progress,
+                              max_duration_s=max_duration_s, silence_db=silence_db)
+
+
+def _predict_items(bundle: Bundle, items: list[tuple[Path, str | None]], *, top_k: int, progress: bool,
+                   max_duration_s: float | None, silence_db: float) -> Iterator[FilePrediction]:
+    from tqdm.auto import tqdm
+
+    recipe = bundle_recipe(bundle)
+    for path, problem in tqdm(items, desc="predict", unit="file", disable=not progress):
+        if problem is not None:
+            yield FilePrediction(path=str(path), labels=bundle.labels, error=problem)
+            continue
+        try:
+            yield predict_file(bundle, path, top_k=top_k, max_duration_s=max_duration_s, silence_db=silence_db,
+                               recipe=recipe)
+        except AudioInputError as exc:
+            log.info("%s: %s", path, exc)
+            yield FilePrediction(path=str(path), labels=bundle.labels, error=str(exc))
+        except (ConfigError, MemoryError):
+            raise
+        except Exception as exc:  # one bad file never stops the others
+            log.debug("%s failed", path, exc_info=True)
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            yield FilePrediction(path=str(path), labels=bundle.labels,
+                                 error=f"failed: {type(exc).__name__}: {reason}".rstrip(": "))
+
+
+def predict_paths(bundle: Bundle, paths: Sequence[str | Path] | str | Path, *, top_k: int = 3,
+                  progress: bool = True, max_duration_s: float | None = None,
+                  silence_db: float = SILENCE_DB) -> list[FilePrediction]:
+    """Classify many files; folders are walked recursively for audio files.
+
+    Parameters
+    ----------
+    bundle : Bundle
+    paths : path or sequence of paths
+        Files (tried whatever their ending) and folders.
+    top_k : int
+    progress : bool
+        Show a tqdm bar over files.
+    max_duration_s, silence_db : see :func:`predict_file`
+
+    Returns
+    -------
+    predictions : list of FilePrediction
+        One per file (and per argument that yielded no file); failures have ``error`` set and
+        did not stop the others.
+
+    Raises
+    ------
+    ConfigError
+        If the bundle cannot classify new audio (raised before any file is read).
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return list(iter_predictions(bundle, paths, top_k=top_k, progress=progress, max_duration_s=max_duration_s,
+                                 silence_db=silence_db))
+
+
+# ---------------------------------------------------------------------------- slice output
+def _write_slices_csv(path: Path, preds: Sequence[FilePrediction]) -> None:
+    tables = [p.slice_table() for p in preds if p.ok]
+    table = pd.concat(tables, ignore_index=True) if tables else preds[0].slice_table() if preds else pd.DataFrame()
+    write_text(path, table.to_csv(index=False))
+
+
+def _write_slices_json(path: Path, preds: Sequence[FilePrediction]) -> None:
+    labels = preds[0].labels if preds else []
+    body = {"labels": labels, "files": [p.to_dict(slices=True) for p in preds]}
+    write_text(path, json.dumps(body, indent=1) + "\n")
+
+
+SLICE_WRITERS = {".csv": _write_slices_csv, ".json": _write_slices_json}
+"""Per-slice output writers by file ending (``--slices``)."""
+
+
+# ---------------------------------------------------------------------------- command line
+def _line(pred: FilePrediction, width: int) -> str:
+    if not pred.ok:
+        return f"{pred.path:<{width}}  error: {pred.error}"
+    tops = "  ".join(f"{g} {p:4.0%}" for g, p in pred.top)
+    n_silent = int(pred.silent.sum()) if pred.silent is not None else 0
+    silent = f", {n_silent} silent" if n_silent else ""
+    n = len(pred.starts_s) if pred.starts_s is not None else 0
+    return f"{pred.path:<{width}}  {tops}   ({pred.duration_s:.1f} s, {n} slice{'s' * (n != 1)}{silent})"
+
+
+def predict_command(argv: list[str]) -> int:
+    """``genrelab predict FILES_OR_FOLDERS...``: the genre of each recording."""
+    from tqdm.auto import tqdm
+
+    from genrelab.training import UntrustedBundleError, load_bundle
+
+    p = argparse.ArgumentParser(
+        prog="genrelab predict", description="Predict the genre of audio files with a trained model bundle.",
+        epilog="exit status: 0 every file classified, 1 some failed (each with a one-line reason), "
+               "2 the model cannot be used")
+    p.add_argument("paths", nargs="+", help="audio files, or folders to search recursively for "
+                                            f"{', '.join(e.lstrip('.') for e in AUDIO_EXTENSIONS)}")
+    p.add_argument("--model", default="data/model", help="model bundle folder (default: %(default)s)")
+    p.add_argument("--top-k", type=int, default=3, help="genres to list per file (default: %(default)s)")
+    p.add_argument("--slices", metavar="OUT.csv|OUT.json", help="also write per-slice predictions")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+    p.add_argument("--trust", action="store_true",
+                   help="allow a pickled (scikit-learn) bundle from outside this repository's data/ folder; "
+                        "unpickling runs code, so only for bundles you made or trust")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = p.parse_args(argv)
+    if args.top_k < 1:
+        p.error(f"--top-k must be at least 1, got {args.top_k}")
+    writer = None
+    if args.slices:
+        suffix = Path(args.slices).suffix.lower()
+        if suffix not in SLICE_WRITERS:
+            p.error(f"--slices {args.slices}: unknown ending {suffix!r}; use one of {', '.join(SLICE_WRITERS)}")
+        writer = SLICE_WRITERS[suffix]
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        bundle = load_bundle(args.model, trust=args.trust)
+        preds: list[FilePrediction] = []
+        items = collect_audio_files(args.paths)
+        width = min(48, max((len(str(f)) for f, _ in items), default=10))
+        for pred in _predict_items(bundle, items, top_k=args.top_k, progress=not args.no_progress,
+                                   max_duration_s=None, silence_db=SILENCE_DB):
+            preds.append(pred)
+            if not args.json:
+                tqdm.write(_line(pred, width), file=sys.stdout)
+    except (ConfigError, FileNotFoundError, UntrustedBundleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([x.to_dict() for x in preds], indent=1))
+    if writer is not None:
+        writer(Path(args.slices), preds)
+    failed = sum(not x.ok for x in preds)
+    print(f"{len(preds) - failed} of {len(preds)} files classified"
+          + (f", {failed} failed" if failed else "") + (f"; slices in {args.slices}" if writer else ""),
+          file=sys.stderr)
+    return 1 if failed else 0

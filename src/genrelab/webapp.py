@@ -1,0 +1,589 @@
+"""A small web demo: upload a file or record the microphone, see the genre and its timeline.
+
+The server is the standard library's :class:`http.server.ThreadingHTTPServer` in front of
+:func:`genrelab.predict.predict_file`, with one self-contained HTML page (inline CSS, JS and
+SVG charts; nothing from a CDN, so it works offline). It adds no dependency to the project.
+
+Routes (:data:`ROUTES`)::
+
+    GET  /              the page
+    GET  /api/info      the model (genres, slice length, variant) and the upload limits (JSON)
+    POST /api/predict?name=<file name>
+                        the raw file as the request body (no multipart); answers the
+                        prediction as JSON, or ``{"error": "..."}`` with 411, 413, 415 or 422
+
+For example ``curl -H 'Content-Type: audio/mpeg' --data-binary @song.mp3
+'http://127.0.0.1:7860/api/predict?name=song.mp3'``.
+
+The browser records the microphone with ``MediaRecorder``, decodes the recording with the Web
+Audio API, downmixes and resamples it to the model's rate and uploads it as 16-bit WAV, so the
+server never needs a webm/opus decoder. Browsers give pages the microphone only over https or
+on ``localhost`` / ``127.0.0.1``.
+
+Limits: uploads above ``max_bytes`` are refused from their ``Content-Length`` before they are
+read, and only ``max_duration_s`` (plus one second) of audio is ever decoded. Predictions run
+one at a time. The server has no authentication: keep it on 127.0.0.1 unless you mean to
+share it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import logging
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from genrelab.predict import AUDIO_EXTENSIONS, AudioInputError, bundle_recipe, predict_file
+from genrelab.training import Bundle
+
+__all__ = ["DemoServer", "make_server", "ROUTES", "PAGE", "demo_command"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPES_REFUSED = ("text/", "image/", "font/", "model/", "multipart/", "application/json", "application/pdf",
+                         "application/zip", "application/x-www-form-urlencoded")
+"""``Content-Type`` prefixes refused outright; anything else (browsers send ``audio/*``, ``video/ogg``
+or nothing at all for audio files) is decoded, which is the real check."""
+
+
+class DemoServer(http.server.ThreadingHTTPServer):
+    """The demo's HTTP server: a bundle, its preprocessing, and the upload limits.
+
+    Parameters
+    ----------
+    address : (str, int)
+        Host and port; port 0 picks a free one (see ``server_address`` afterwards).
+    bundle : Bundle
+        From :func:`genrelab.training.load_bundle`.
+    max_bytes : int > 0
+        Largest accepted upload in bytes.
+    max_duration_s : float > 0
+        Longest accepted recording in seconds.
+    top_k : int > 0
+        Genres listed first in the answer.
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], bundle: Bundle, *, max_bytes: int = 20_000_000,
+                 max_duration_s: float = 600.0, top_k: int = 3) -> None:
+        if max_bytes <= 0 or max_duration_s <= 0 or top_k < 1:
+            raise ValueError(f"max_bytes and max_duration_s must be positive and top_k >= 1, got {max_bytes}, "
+                             f"{max_duration_s}, {top_k}")
+        self.bundle = bundle
+        self.recipe = bundle_recipe(bundle)  # fails now, not on the first upload, for an unusable bundle
+        self.max_bytes = int(max_bytes)
+        self.max_duration_s = float(max_duration_s)
+        self.top_k = int(top_k)
+        self.predict_lock = threading.Lock()
+        super().__init__(address, DemoHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def warm_up(self) -> None:
+        """Import and compile what the first prediction needs (librosa, numba), so it is not slow."""
+        import numpy as np
+
+        length = int(round(self.recipe.slicing.length_s * self.recipe.sample_rate))
+        self.recipe.extractor(np.zeros((1, length), dtype=np.float32), self.recipe.sample_rate)
+
+    def info(self) -> dict[str, Any]:
+        """What the page shows about the model and enforces before uploading."""
+        meta = self.bundle.meta
+        params = meta.get("params", {})
+        return {
+            "model": meta.get("model"), "labels": self.bundle.labels, "variant": self.recipe.variant.name,
+            "features": params.get("features", {}).get("name"), "slice_length_s": self.recipe.slicing.length_s,
+            "sample_rate": self.recipe.sample_rate, "top_k": self.top_k, "max_bytes": self.max_bytes,
+            "max_duration_s": self.max_duration_s, "extensions": list(AUDIO_EXTENSIONS),
+        }
+
+
+def _mb(n: float) -> str:
+    return f"{round(n / 1e6, 1):g} MB"
+
+
+class HTTPError(Exception):
+    """An answer other than 200, with the message the page shows."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class DemoHandler(http.server.BaseHTTPRequestHandler):
+    """Dispatches requests through :data:`ROUTES`."""
+
+    server: DemoServer
+    server_version = "genrelab-demo"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.info("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self, method: str) -> None:
+        path = urlsplit(self.path).path
+        route = ROUTES.get((method, path))
+        try:
+            if route is None:
+                allowed = sorted(m for m, p in ROUTES if p == path)
+                if allowed:
+                    raise HTTPError(405, f"{method} is not allowed on {path}; use {', '.join(allowed)}")
+                raise HTTPError(404, f"no such page: {path}")
+            route(self)
+        except HTTPError as exc:
+            self._send_json({"error": str(exc)}, status=exc.status)
+        except Exception as exc:  # pragma: no cover - a bug; keep serving
+            log.exception("%s %s failed", method, path)
+            self._send_json({"error": f"internal error: {type(exc).__name__}: {exc}"}, status=500)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    # -- replies
+    def _send(self, body: bytes, content_type: str, *, status: int = 200) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy",
+                         "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                         "media-src 'self' blob:; img-src 'self' data:")
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, obj: Any, *, status: int = 200) -> None:
+        self._send(json.dumps(obj).encode(), "application/json", status=status)
+
+    def _drain(self, length: int) -> None:
+        """Read and drop a refused body (up to a bound) so the browser sees the answer, not a reset."""
+        left = min(length, 4 * self.server.max_bytes)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            left -= len(chunk)
+        self.close_connection = True
+
+
+def _page(h: DemoHandler) -> None:
+    h._send(PAGE.encode(), "text/html; charset=utf-8")
+
+
+def _info(h: DemoHandler) -> None:
+    h._send_json(h.server.info())
+
+
+def _predict(h: DemoHandler) -> None:
+    server = h.server
+    query = parse_qs(urlsplit(h.path).query)
+    name = Path((query.get("name") or ["upload"])[0]).name or "upload"  # a label only, never a path here
+    length_text = h.headers.get("Content-Length")
+    if length_text is None or not length_text.isdigit():
+        h.close_connection = True
+        raise HTTPError(411, "the upload needs a Content-Length header (send the file as the request body)")
+    length = int(length_text)
+    suffix = Path(name).suffix.lower()
+    ctype = (h.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip().lower()
+    exts = ", ".join(e.lstrip(".") for e in AUDIO_EXTENSIONS)
+    if length > server.max_bytes:
+        h._drain(length)
+        raise HTTPError(413, f"file too large: {_mb(length)}; the limit is {_mb(server.max_bytes)}")
+    if suffix not in AUDIO_EXTENSIONS:
+        h._drain(length)
+        raise HTTPError(415, f"unsupported file type {suffix or '(no extension)'!r}; upload one of: {exts}")
+    if ctype.startswith(CONTENT_TYPES_REFUSED):
+        h._drain(length)
+        raise HTTPError(415, f"unsupported content type {ctype!r}: send the audio file itself as the request body "
+                             f"({exts})")
+    if length == 0:
+        raise HTTPError(422, "the file is empty")
+    with tempfile.TemporaryDirectory(prefix="genrelab-demo-") as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        with open(path, "wb") as fh:
+            left = length
+            while left > 0:
+                chunk = h.rfile.read(min(left, 1 << 16))
+                if not chunk:
+                    h.close_connection = True
+                    raise HTTPError(400, f"the upload stopped after {length - left} of {length} bytes; try again")
+                fh.write(chunk)
+                left -= len(chunk)
+        try:
+            with server.predict_lock:
+                pred = predict_file(server.bundle, path, top_k=server.top_k, max_duration_s=server.max_duration_s,
+                                    name=name, recipe=server.recipe)
+        except AudioInputError as exc:  # one line saying what is wrong with the file
+            raise HTTPError(413 if str(exc).startswith("too long") else 422, str(exc)) from exc
+    body = pred.to_dict(slices=True)
+    body["labels"] = pred.labels
+    h._send_json(body)
+
+
+ROUTES: dict[tuple[str, str], Callable[[DemoHandler], None]] = {
+    ("GET", "/"): _page,
+    ("GET", "/index.html"): _page,
+    ("GET", "/api/info"): _info,
+    ("POST", "/api/predict"): _predict,
+}
+"""Request handlers by (method, path)."""
+
+
+def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = 20_000_000,
+                max_duration_s: float = 600.0, top_k: int = 3) -> DemoServer:
+    """Bind the demo server (call ``serve_forever()`` on it; ``port=0`` picks a free port).
+
+    Parameters
+    ----------
+    bundle : Bundle
+    host : str
+        Interface to listen on; the default serves this machine only.
+    port : int
+    max_bytes : int
+        Largest upload (bytes).
+    max_duration_s : float
+        Longest recording (seconds).
+    top_k : int
+        Genres listed first.
+
+    Raises
+    ------
+    genrelab.config.ConfigError
+        If the bundle cannot classify new audio.
+    OSError
+        If the port is taken.
+    """
+    return DemoServer((host, int(port)), bundle, max_bytes=max_bytes, max_duration_s=max_duration_s, top_k=top_k)
+
+
+def demo_command(argv: list[str]) -> int:
+    """``genrelab demo``: serve the web demo until Ctrl-C."""
+    from genrelab.config import ConfigError
+    from genrelab.training import UntrustedBundleError, load_bundle
+
+    p = argparse.ArgumentParser(prog="genrelab demo", description="Web demo: upload or record audio, see its genre.")
+    p.add_argument("--model", default="data/model", help="model bundle folder (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=7860, help="port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default: %(default)s)")
+    p.add_argument("--max-minutes", type=float, default=10.0, help="longest recording (default: %(default)s)")
+    p.add_argument("--top-k", type=int, default=3, help="genres listed first (default: %(default)s)")
+    p.add_argument("--trust", action="store_true",
+                   help="allow a pickled (scikit-learn) bundle from outside this repository's data/ folder")
+    args = p.parse_args(argv)
+    if args.max_mb <= 0 or args.max_minutes <= 0 or args.top_k < 1:
+        p.error("--max-mb and --max-minutes must be positive and --top-k at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
+    try:
+        bundle = load_bundle(args.model, trust=args.trust)
+        server = make_server(bundle, host=args.host, port=args.port, max_bytes=int(args.max_mb * 1e6),
+                             max_duration_s=args.max_minutes * 60, top_k=args.top_k)
+    except (ConfigError, FileNotFoundError, UntrustedBundleError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port} ({exc}); choose another --port", file=sys.stderr)
+        return 2
+    server.warm_up()
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: serving on {args.host} without authentication; browsers allow the microphone only on "
+              "https or localhost", file=sys.stderr)
+    print(f"genrelab demo: {bundle.meta.get('model')} from {args.model} at {server.url}  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+# --------------------------------------------------------------------------------------- page
+PAGE = r"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>genrelab · genre demo</title>
+<style>
+  :root { --fg:#1d2430; --muted:#5b6675; --line:#d8dde5; --accent:#2f6fdf; --bad:#b3261e; --bg:#f6f7f9; }
+  * { box-sizing: border-box; }
+  body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
+         background: var(--bg); margin: 0; }
+  main { max-width: 760px; margin: 0 auto; padding: 20px 16px 40px; }
+  h1 { font-size: 22px; margin: 0 0 2px; }
+  .muted { color: var(--muted); font-size: 13px; }
+  .cards { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; margin: 16px 0; }
+  .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px; }
+  .card h2 { font-size: 15px; margin: 0 0 8px; }
+  button { font: inherit; padding: 6px 14px; border-radius: 6px; border: 1px solid var(--accent);
+           background: var(--accent); color: #fff; cursor: pointer; }
+  button.rec { background: #fff; color: var(--bad); border-color: var(--bad); }
+  button.rec.on { background: var(--bad); color: #fff; }
+  button:disabled, input:disabled { opacity: .5; cursor: default; }
+  #status { min-height: 22px; margin: 4px 0; }
+  #error { color: var(--bad); font-weight: 600; min-height: 22px; white-space: pre-wrap; }
+  #result { display: none; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px; }
+  #headline { font-size: 18px; margin: 0 0 6px; }
+  #headline b { color: var(--accent); }
+  h3 { font-size: 14px; margin: 14px 0 4px; }
+  svg text { font: 12px system-ui, sans-serif; fill: var(--fg); }
+  audio { width: 100%; margin-top: 10px; }
+  @media (max-width: 600px) { .cards { grid-template-columns: 1fr; } }
+</style>
+</head>
+<body>
+<main>
+  <h1>What genre is it?</h1>
+  <div class="muted" id="model">loading the model…</div>
+  <div class="cards">
+    <section class="card">
+      <h2>Upload a file</h2>
+      <input type="file" id="file" aria-label="audio file">
+      <div class="muted" id="limits"></div>
+    </section>
+    <section class="card">
+      <h2>Record the microphone</h2>
+      <button class="rec" id="record" type="button">● Record</button>
+      <span id="rectime" class="muted"></span>
+      <div class="muted" id="rechint"></div>
+    </section>
+  </div>
+  <div id="status" role="status" aria-live="polite"></div>
+  <div id="error" role="alert"></div>
+  <section id="result" aria-live="polite">
+    <p id="headline"></p>
+    <div class="muted" id="details"></div>
+    <h3>Top genres (mean over slices)</h3>
+    <div id="bars"></div>
+    <h3>Timeline: probability of each genre per slice</h3>
+    <div id="timeline"></div>
+    <div class="muted">Darker = more probable; a dot marks each slice's top genre; grey columns are silent
+      slices (left out of the mean). Click a slice to play from there.</div>
+    <audio id="player" controls></audio>
+  </section>
+</main>
+<script>
+"use strict";
+const $ = (id) => document.getElementById(id);
+const NS = "http://www.w3.org/2000/svg";
+let INFO = null, busy = false, rec = null, recTimer = null, playerURL = null;
+
+const fmtS = (s) => s >= 60 ? `${+(s / 60).toFixed(2)} min` : `${+s.toFixed(2)} s`;
+const mb = (n) => `${+(n / 1e6).toFixed(1)} MB`;  // as the server words it
+const pct = (p) => `${Math.round(100 * p)}%`;
+
+function setStatus(text) { $("status").textContent = text; }
+function showError(text) { $("error").textContent = text; setStatus(""); }
+function setBusy(on) {
+  busy = on; $("file").disabled = on; $("record").disabled = on && !(rec && rec.state === "recording");
+}
+
+function el(tag, attrs, text) {
+  const e = document.createElementNS(NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+async function init() {
+  try {
+    INFO = await (await fetch("api/info")).json();
+  } catch (e) { showError(`cannot reach the server: ${e}`); return; }
+  $("model").textContent = `Model: ${INFO.model} on ${INFO.features} features (${INFO.variant} variant), ` +
+    `${INFO.labels.length} genres, ${INFO.slice_length_s} s slices.`;
+  $("limits").textContent = `${INFO.extensions.map((e) => e.slice(1)).join(", ")}; up to ${mb(INFO.max_bytes)} ` +
+    `and ${fmtS(INFO.max_duration_s)}; at least ${INFO.slice_length_s} s.`;
+  $("file").accept = INFO.extensions.join(",");
+  $("rechint").textContent = `Record at least ${INFO.slice_length_s} s (up to ${fmtS(INFO.max_duration_s)}).`;
+}
+
+function check(blob, name) {
+  const dot = name.lastIndexOf(".");
+  const ext = dot >= 0 ? name.slice(dot).toLowerCase() : "";
+  if (!INFO.extensions.includes(ext))
+    return `unsupported file type "${ext || "(no extension)"}"; upload one of: ` +
+      INFO.extensions.map((e) => e.slice(1)).join(", ");
+  if (blob.size > INFO.max_bytes) return `file too large: ${mb(blob.size)}; the limit is ${mb(INFO.max_bytes)}`;
+  if (blob.size === 0) return "the file is empty";
+  return null;
+}
+
+async function send(blob, name) {
+  if (busy || !INFO) return;
+  $("error").textContent = "";
+  const problem = check(blob, name);
+  if (problem) { showError(`${name}: ${problem}`); return; }
+  setBusy(true);
+  setStatus(`Analysing ${name} (${mb(blob.size)})…`);
+  try {
+    const r = await fetch("api/predict?name=" + encodeURIComponent(name), {
+      method: "POST", body: blob, headers: {"Content-Type": blob.type || "application/octet-stream"}});
+    const body = await r.json().catch(() => ({error: `the server answered ${r.status} ${r.statusText}`}));
+    if (!r.ok) { showError(`${name}: ${body.error}`); return; }
+    setStatus(`Done in ${body.seconds.toFixed(2)} s.`);
+    show(body, blob);
+  } catch (e) {
+    showError(`${name}: upload failed (${e.message || e})`);
+  } finally { setBusy(false); }
+}
+
+function show(res, blob) {
+  $("result").style.display = "block";
+  const [best, ...rest] = res.top;
+  $("headline").innerHTML = "";
+  $("headline").append(`${res.path}: `, Object.assign(document.createElement("b"), {textContent: best.genre}),
+    ` (${pct(best.probability)})` +
+    (rest.length ? ", then " + rest.map((t) => `${t.genre} ${pct(t.probability)}`).join(", ") : ""));
+  const silent = res.slices.filter((s) => s.silent).length;
+  $("details").textContent = `${res.duration_s.toFixed(1)} s, ${res.n_slices} slice${res.n_slices === 1 ? "" : "s"} ` +
+    `of ${res.slice_length_s} s` + (silent ? `, ${silent} silent` : "");
+  drawBars(res);
+  drawTimeline(res);
+  if (playerURL) URL.revokeObjectURL(playerURL);
+  playerURL = URL.createObjectURL(blob);
+  $("player").src = playerURL;
+}
+
+function drawBars(res) {
+  const rows = Object.entries(res.probabilities).sort((a, b) => b[1] - a[1]);
+  const top = new Set(res.top.map((t) => t.genre));
+  const W = 700, L = 90, R = 50, H = 22;
+  const svg = el("svg", {id: "bars-svg", width: W, height: rows.length * H + 4,
+                         viewBox: `0 0 ${W} ${rows.length * H + 4}`,
+                         role: "img", "aria-label": "genre probabilities"});
+  rows.forEach(([g, p], i) => {
+    const y = i * H + 2, w = Math.max(1, (W - L - R) * p);
+    svg.append(el("text", {x: L - 8, y: y + 15, "text-anchor": "end"}, g));
+    svg.append(el("rect", {x: L, y: y + 3, width: W - L - R, height: H - 6, fill: "#eef1f5"}));
+    const bar = el("rect", {x: L, y: y + 3, width: w, height: H - 6, rx: 2, fill: top.has(g) ? "#2f6fdf" : "#9aa6b8",
+                           "data-genre": g});
+    bar.append(el("title", {}, `${g}: ${(100 * p).toFixed(1)}%`));
+    svg.append(bar);
+    svg.append(el("text", {x: L + w + 6, y: y + 15}, `${(100 * p).toFixed(1)}%`));
+  });
+  $("bars").replaceChildren(svg);
+}
+
+function drawTimeline(res) {
+  const labels = res.labels, n = res.slices.length;
+  const W = 700, L = 90, T = 4, H = 18, B = 26, width = W - L - 24, cw = width / n;
+  const svg = el("svg", {id: "timeline-svg", width: W, height: T + labels.length * H + B,
+                         viewBox: `0 0 ${W} ${T + labels.length * H + B}`, role: "img",
+                         "aria-label": "probability of each genre per slice"});
+  labels.forEach((g, r) => svg.append(el("text", {x: L - 8, y: T + r * H + 13, "text-anchor": "end"}, g)));
+  res.slices.forEach((s, c) => {
+    const x = L + c * cw, best = s.probabilities.indexOf(Math.max(...s.probabilities));
+    const col = el("g", {"data-start": s.start_s, style: "cursor:pointer"});
+    col.append(el("title", {}, `${fmtS(s.start_s)}–${fmtS(s.start_s + res.slice_length_s)}: ${s.genre} ` +
+      `${(100 * s.probabilities[best]).toFixed(0)}%` + (s.silent ? " (silent)" : "")));
+    s.probabilities.forEach((p, r) => {
+      const fill = s.silent ? "#d9dde3" : `rgba(47, 111, 223, ${(0.06 + 0.94 * p).toFixed(3)})`;
+      col.append(el("rect", {x: x, y: T + r * H, width: Math.max(cw - (cw > 4 ? 1 : 0), 0.5), height: H - 1, fill}));
+    });
+    if (!s.silent && cw >= 5)
+      col.append(el("circle", {cx: x + cw / 2, cy: T + best * H + H / 2 - 0.5, r: Math.min(3.5, cw / 4),
+                               fill: "#fff"}));
+    col.addEventListener("click", () => {
+      const a = $("player"); a.currentTime = s.start_s; a.play().catch(() => {});
+    });
+    svg.append(col);
+  });
+  const total = n > 0 ? res.slices[n - 1].start_s + res.slice_length_s : 0;
+  const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600].find((v) => total / v <= 8) || 1200;
+  for (let t = 0; t <= total + 1e-6; t += step) {
+    const x = L + (t / total) * width;
+    svg.append(el("line", {x1: x, x2: x, y1: T + labels.length * H, y2: T + labels.length * H + 5, stroke: "#5b6675"}));
+    svg.append(el("text", {x, y: T + labels.length * H + 18, "text-anchor": "middle"}, fmtS(t)));
+  }
+  $("timeline").replaceChildren(svg);
+}
+
+// --- microphone: MediaRecorder -> decode -> mono at the model's rate -> 16-bit WAV
+function encodeWav(samples, rate) {
+  const buf = new ArrayBuffer(44 + samples.length * 2), v = new DataView(buf);
+  const str = (o, s) => { for (let i = 0; i < s.length; i++) v.setUint8(o + i, s.charCodeAt(i)); };
+  str(0, "RIFF"); v.setUint32(4, 36 + samples.length * 2, true); str(8, "WAVE"); str(12, "fmt ");
+  v.setUint32(16, 16, true); v.setUint16(20, 1, true); v.setUint16(22, 1, true); v.setUint32(24, rate, true);
+  v.setUint32(28, rate * 2, true); v.setUint16(32, 2, true); v.setUint16(34, 16, true); str(36, "data");
+  v.setUint32(40, samples.length * 2, true);
+  for (let i = 0; i < samples.length; i++) {
+    const s = Math.max(-1, Math.min(1, samples[i]));
+    v.setInt16(44 + 2 * i, s < 0 ? s * 0x8000 : s * 0x7fff, true);
+  }
+  return new Blob([buf], {type: "audio/wav"});
+}
+
+async function toWav(blob, rate) {
+  const ctx = new AudioContext();
+  let audio;
+  try { audio = await ctx.decodeAudioData(await blob.arrayBuffer()); } finally { ctx.close(); }
+  const off = new OfflineAudioContext(1, Math.max(1, Math.ceil(audio.duration * rate)), rate);
+  const src = off.createBufferSource();
+  src.buffer = audio; src.connect(off.destination); src.start();
+  return encodeWav((await off.startRendering()).getChannelData(0), rate);
+}
+
+async function toggleRecording() {
+  if (rec && rec.state === "recording") { rec.stop(); return; }
+  if (busy || !INFO) return;
+  $("error").textContent = "";
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia || !window.MediaRecorder) {
+    showError("this browser cannot record here: the microphone needs https, or http://localhost / 127.0.0.1");
+    return;
+  }
+  let stream;
+  try { stream = await navigator.mediaDevices.getUserMedia({audio: true}); }
+  catch (e) { showError(`microphone unavailable: ${e.message || e.name}`); return; }
+  const chunks = [];
+  rec = new MediaRecorder(stream);
+  rec.ondataavailable = (e) => { if (e.data.size) chunks.push(e.data); };
+  rec.onstop = async () => {
+    stream.getTracks().forEach((t) => t.stop());
+    clearInterval(recTimer);
+    $("record").textContent = "● Record"; $("record").classList.remove("on");
+    setStatus("Converting the recording…");
+    let wav;
+    try { wav = await toWav(new Blob(chunks, {type: rec.mimeType}), INFO.sample_rate); }
+    catch (e) { showError(`could not convert the recording: ${e.message || e}`); return; }
+    send(wav, "recording.wav");
+  };
+  rec.start(250);
+  const t0 = performance.now();
+  $("record").textContent = "■ Stop"; $("record").classList.add("on");
+  setStatus("Recording…");
+  recTimer = setInterval(() => {
+    const s = (performance.now() - t0) / 1000;
+    $("rectime").textContent = `${s.toFixed(1)} s`;
+    if (s >= INFO.max_duration_s && rec.state === "recording") rec.stop();
+  }, 100);
+}
+
+$("file").addEventListener("change", () => {
+  const f = $("file").files[0];
+  if (f) send(f, f.name);
+  $("file").value = "";  // choosing the same file again uploads it again
+});
+$("record").addEventListener("click", toggleRecording);
+init();
+</script>
+</body>
+</html>
+"""
