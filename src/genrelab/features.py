@@ -372,6 +372,7 @@ def extract_dataset(
     """
     from tqdm.auto import tqdm
 
+    from genrelab.inference import track_features
     from genrelab.io import atomic_dir, save_npy, write_json, write_text
     from genrelab.splits import SPLITS, assign_slices
     from genrelab.variants import load_variant
@@ -388,20 +389,17 @@ def extract_dataset(
         try:
             y = load_variant(track, variant, dataset_dir=dataset_dir, separated_dir=separated_dir, sr=sample_rate,
                              separation=separation)
-            slices, starts = slice_signal(y, sample_rate, slicing)  # (n_slices, channels, L)
+            feats = track_features(y, sample_rate, extractor=extractor, slicing=slicing)
         except (ValueError, FileNotFoundError) as exc:  # AudioDecodeError is a ValueError
             skipped.append({"track_id": track["track_id"], "reason": str(exc)})
             log.warning("skipped %s: %s", track["track_id"], exc)
             continue
-        n_slices, n_ch, length = slices.shape
-        batch = extractor(slices.reshape(n_slices * n_ch, length), sample_rate)
-        vec = batch.vector.reshape(n_slices, -1)
-        vectors.append(vec)
-        if batch.frames is not None:
-            fr = batch.frames.reshape(n_slices, n_ch, *batch.frames.shape[1:])
-            frames.append(fr[:, 0] if n_ch == 1 else fr)
+        n_slices = len(feats.vector)
+        vectors.append(feats.vector)
+        if feats.frames is not None:
+            frames.append(feats.frames)
         metas.append(pd.DataFrame({
-            "track_id": track["track_id"], "slice_idx": np.arange(n_slices), "start_s": starts,
+            "track_id": track["track_id"], "slice_idx": np.arange(n_slices), "start_s": feats.starts_s,
             "label": label_of[track["genre"]], "genre": track["genre"],
         }))
     if not metas:
