@@ -11,10 +11,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[dev]"
+	$(PIP) --no-deps -r requirements-nodeps.txt
 	touch $@
 
 repro: setup
