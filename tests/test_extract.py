@@ -73,3 +73,24 @@ def test_leaky_split_puts_slices_of_one_track_in_several_splits(tiny):
         for t in load_feature_split(tmp_path / "feat", split).track_id:
             where.setdefault(t, set()).add(split)
     assert any(len(s) > 1 for s in where.values())
+
+
+def test_separation_quality_scores_a_perfect_and_a_poor_estimate(tmp_path):
+    from genrelab.io import write_json
+    from genrelab.variants import separation_quality
+
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * SR) / SR
+    stems = {"vocals": 0.2 * np.sin(2 * np.pi * 440 * t), "other": 0.2 * np.sin(2 * np.pi * 660 * t),
+             "drums": 0.2 * (rng.random(len(t)) < 0.01), "bass": 0.2 * np.sin(2 * np.pi * 55 * t)}
+    for name, y in stems.items():
+        write_audio(tmp_path / "ds/stems/a" / f"{name}.flac", y, SR)
+    # estimate: harmonic perfect, percussive = the whole mix (poor)
+    write_audio(tmp_path / "sep/a/harmonic.flac", stems["vocals"] + stems["other"], SR)
+    write_audio(tmp_path / "sep/a/percussive.flac", sum(stems.values()), SR)
+    write_json(tmp_path / "sep/a/done.json", {"stems": ["harmonic", "percussive"]})
+    q = separation_quality(pd.DataFrame({"track_id": ["a"]}), separator="hpss", dataset_dir=tmp_path / "ds",
+                           stems_dir=tmp_path / "sep", sample_rate=SR, progress=False)
+    assert q["n_tracks"] == 1
+    assert q["harmonic"]["si_sdr_db_mean"] > 30
+    assert q["percussive"]["si_sdr_db_mean"] < 5
