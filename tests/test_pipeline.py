@@ -152,6 +152,32 @@ def test_deep_and_sequence_models_run_in_the_pipeline(tiny_repo, overrides):
     assert bundle["model"] == overrides[0].split("=")[1] and bundle["input"] == "frames"
 
 
+@pytest.mark.parametrize("pooling, model", [("none", "svm_grid"), ("mean", "svm")])
+def test_musicnn_embeddings_with_svms(tiny_repo, pooling, model):
+    pytest.importorskip("essentia", reason="essentia-tensorflow is not installed (pip install '.[embeddings]')")
+    models_dir = ROOT.parent / "shared" / "models" / "musicnn"
+    if not (models_dir / "msd-musicnn-frozen.pb").is_file():
+        pytest.skip(f"{models_dir} is absent: no MusiCNN graph to run")
+    _dvc(tiny_repo, "exp", "run", "-S", "features=musicnn", "-S", "features.model=msd-musicnn-frozen",
+         "-S", f"features.pooling={pooling}", "-S", f"models.dir={models_dir}", "-S", f"model={model}")
+    metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
+    info = json.loads((tiny_repo / "data/features/info.json").read_text())
+    assert len(info["feature_names"]) == 200
+    assert 0.0 <= metrics["track_mean"]["accuracy"] <= 1.0
+    if pooling == "mean":  # one row per track
+        assert metrics["n_slices"] == metrics["n_tracks"]
+    else:
+        assert metrics["n_slices"] > metrics["n_tracks"]
+
+
+def test_missing_embedding_model_names_the_file(tiny_repo, tmp_path):
+    pytest.importorskip("essentia", reason="essentia-tensorflow is not installed (pip install '.[embeddings]')")
+    proc = _dvc(tiny_repo, "exp", "run", "-S", "features=vggish", "-S", f"models.dir={tmp_path}", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "audioset-vggish-3.pb" in out and "essentia.upf.edu" in out
+
+
 def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
     proc = _dvc(tiny_repo, "exp", "run", "-S", "features.name=spectrum", check=False)
     assert proc.returncode != 0

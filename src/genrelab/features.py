@@ -253,14 +253,108 @@ def _hpss_waveforms(slices: np.ndarray, *, n_fft: int, hop_length: int) -> tuple
     return np.stack([h for h, _ in out]), np.stack([p for _, p in out])
 
 
-FEATURES: dict[str, type] = {"mfcc": MFCCFeatures, "mel": MelFeatures, "classic": ClassicFeatures}
-"""Per-slice feature extractors by name (the ``features.name`` choices)."""
+EMBEDDING_MODELS = {"musicnn": "msd-musicnn-1", "vggish": "audioset-vggish-3",
+                    "effnet_discogs": "discogs-effnet-bs64-1"}
+"""Default Essentia model of each embedding feature (``features.model`` picks another)."""
 
 
-def make_extractor(settings: dict[str, Any]):
-    """Build the extractor named ``settings['name']`` from the ``features`` section."""
+@dataclass(frozen=True)
+class EmbeddingFeatures:
+    """Pretrained embeddings (essentia-tensorflow) at each model's own rate and patching.
+
+    The model's patches replace the slices: ``pooling: none`` keeps one row per patch (the
+    classifier votes over a track's patches), ``mean``/``max``/``meanstd`` pool each track into
+    one row. One model is loaded per process, in a worker subprocess, so TensorFlow never
+    shares a process with torch. ``models_dir`` comes from the ``models.dir`` parameter.
+    """
+
+    name: str = "musicnn"
+    model: str | None = None
+    pooling: str = "none"
+    patch_hop: int | None = None
+    batch_size: int = 1
+    models_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        require_choice("features.name", self.name, EMBEDDING_MODELS)
+        require_choice("features.pooling", self.pooling, ("none", "mean", "max", "meanstd"))
+        if self.model is None:
+            object.__setattr__(self, "model", EMBEDDING_MODELS[self.name])
+        from genrelab.embeddings.store import get_spec
+
+        try:
+            get_spec(self.model)
+        except Exception as exc:
+            raise ConfigError(f"features.model: {exc}") from exc
+
+    def names(self) -> list[str]:
+        from genrelab.embeddings.store import get_spec
+
+        dim = int(get_spec(self.model).output_dim)
+        stats = ["mean", "std"] if self.pooling == "meanstd" else [self.pooling if self.pooling != "none" else "patch"]
+        return [f"{self.name}{i}_{s}" for s in stats for i in range(dim)]
+
+    def _extractor(self):
+        cache = _EMBEDDERS.get(self)
+        if cache is None:
+            from genrelab.embeddings import EmbeddingExtractor
+
+            cache = _EMBEDDERS[self] = EmbeddingExtractor(self.model, models_dir=self.models_dir,
+                                                          patch_hop=self.patch_hop, batch_size=self.batch_size)
+        return cache
+
+    def embed_track(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of one track's channels.
+
+        Parameters
+        ----------
+        y : np.ndarray [shape=(n_channels, n)]
+        sr : int
+
+        Returns
+        -------
+        vector : np.ndarray [shape=(n_rows, n_channels * dim)]
+            One row per patch, or one pooled row.
+        starts_s : np.ndarray [shape=(n_rows,)]
+        """
+        from genrelab.embeddings import pool
+
+        ext = self._extractor()
+        per_channel = [ext.embed(ch, sr) for ch in np.atleast_2d(y)]
+        n = min(len(e) for e, _ in per_channel)
+        if n == 0:
+            raise ValueError("too short for one embedding patch")
+        emb = np.concatenate([e[:n] for e, _ in per_channel], axis=1)
+        starts = per_channel[0][1][:n]
+        if self.pooling != "none":
+            dim = per_channel[0][0].shape[1]
+            emb = np.concatenate([pool(emb[:, c * dim:(c + 1) * dim], self.pooling) for c in range(len(per_channel))])
+            return emb[None].astype(np.float32), np.zeros(1)
+        return emb.astype(np.float32), np.asarray(starts, dtype=float)
+
+
+_EMBEDDERS: dict[EmbeddingFeatures, Any] = {}
+
+FEATURES: dict[str, type] = {"mfcc": MFCCFeatures, "mel": MelFeatures, "classic": ClassicFeatures,
+                             "musicnn": EmbeddingFeatures, "vggish": EmbeddingFeatures,
+                             "effnet_discogs": EmbeddingFeatures}
+"""Feature extractors by name (the ``features.name`` choices)."""
+
+
+def make_extractor(settings: dict[str, Any], *, models_dir: str | None = None):
+    """Build the extractor named ``settings['name']`` from the ``features`` section.
+
+    Parameters
+    ----------
+    settings : dict
+        The ``features`` section.
+    models_dir : str, optional
+        Folder of pretrained model files (the ``models.dir`` parameter), for embeddings.
+    """
     name = settings.get("name")
     require_choice("features.name", name, FEATURES)
+    if FEATURES[name] is EmbeddingFeatures:
+        settings = {**settings, "models_dir": models_dir}
     return from_mapping(FEATURES[name], settings, section="features")
 
 

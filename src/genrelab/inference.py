@@ -158,6 +158,9 @@ def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 2:
         raise ValueError(f"y must have shape (n_channels, n), got {y.shape}")
+    if hasattr(extractor, "embed_track"):  # pretrained embeddings: the model's patches are the slices
+        vector, starts = extractor.embed_track(y, sr)
+        return TrackFeatures(vector=vector, frames=None, starts_s=starts)
     if batch_slices < 1:
         raise ValueError(f"batch_slices must be positive, got {batch_slices}")
     slices, starts = slice_signal(y, sr, slicing)  # (n_slices, n_channels, L)

@@ -277,6 +277,17 @@ class SklearnModel:
         """Fit on ``train.X`` / ``train.y`` (``valid`` is not used: it stays unseen)."""
         t0 = time.perf_counter()
         pipe = _estimator(self.name, self.settings, self.seed)
+        if self.name in ("svm", "svm_grid"):
+            # Platt calibration folds: at most 3, fewer when a class has few examples in a fit
+            n_min = int(np.bincount(train.y)[np.unique(train.y)].min())
+            if self.name == "svm_grid":
+                folds = min(self.settings.cv_folds, len(np.unique(train.track_id)))
+                n_min = n_min * (folds - 1) // folds
+            if n_min < 2:
+                raise ConfigError(f"model {self.name!r}: a genre has only {n_min} training example(s) in a fit, too "
+                                  "few to calibrate SVM probabilities; use more tracks, fewer cv_folds, or "
+                                  "model=logreg")
+            pipe.set_params(clf__cv=min(3, n_min))
         if self.name == "svm_grid":
             from sklearn.model_selection import GridSearchCV, GroupKFold
 

@@ -108,7 +108,7 @@ def bundle_recipe(bundle: Bundle) -> Recipe:
     return Recipe(
         sample_rate=int(params["audio"]["sample_rate"]), variant=variant,
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
-        extractor=make_extractor(params["features"]),
+        extractor=make_extractor(params["features"], models_dir=params.get("models", {}).get("dir")),
         separator=make_variant_separator(variant, params.get("separation")),
         input=str(bundle.meta.get("input", "vector")), n_features=len(names) if names else None)
 

@@ -23,7 +23,7 @@ from genrelab.models import build_model, load_model, model_input
 
 __all__ = ["TrainSettings", "train_bundle", "Bundle", "load_bundle", "evaluate_bundle", "UntrustedBundleError"]
 
-BUNDLE_SECTIONS = ("features", "variant", "slicing", "audio", "separation", "model")
+BUNDLE_SECTIONS = ("features", "variant", "slicing", "audio", "separation", "model", "models")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,49 @@
+"""Pretrained audio embeddings with essentia-tensorflow, and a store for the model files.
+
+* :mod:`~genrelab.embeddings.store` -- the registry of Essentia models (URLs, node names,
+  patching), ``model_path``/``fetch``, and ``genrelab models list|fetch``;
+* :mod:`~genrelab.embeddings.essentia_models` -- ``EmbeddingExtractor``, ``GenreHead``,
+  ``pool`` and ``embed_tracks``;
+* :mod:`~genrelab.embeddings.patching` -- Essentia's frame/patch arithmetic in numpy.
+
+Importing this package does not import Essentia or TensorFlow: models run in a worker
+subprocess unless ``isolate=False`` is asked for.
+"""
+
+from genrelab.embeddings.essentia_models import (
+    POOLINGS,
+    EmbeddingExtractor,
+    EssentiaWorkerError,
+    GenreHead,
+    embed_tracks,
+    pool,
+)
+from genrelab.embeddings.store import (
+    MODELS,
+    MissingModelError,
+    ModelSpec,
+    UnknownModelError,
+    fetch,
+    get_spec,
+    list_models,
+    model_path,
+    models_command,
+)
+
+__all__ = [
+    "EmbeddingExtractor",
+    "EssentiaWorkerError",
+    "GenreHead",
+    "POOLINGS",
+    "embed_tracks",
+    "pool",
+    "MODELS",
+    "MissingModelError",
+    "ModelSpec",
+    "UnknownModelError",
+    "fetch",
+    "get_spec",
+    "list_models",
+    "model_path",
+    "models_command",
+]
