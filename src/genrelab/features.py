@@ -335,9 +335,23 @@ class EmbeddingFeatures:
 
 _EMBEDDERS: dict[EmbeddingFeatures, Any] = {}
 
+
+@dataclass(frozen=True)
+class TableFeatures:
+    """Rows of a published feature table imported by the prepare stage (``dataset=*_table``).
+
+    Nothing is extracted: the rows of ``<dataset>/table.npz`` become the feature sets.
+    """
+
+    name: str = "table"
+    precomputed: bool = True
+
+    def names(self) -> list[str]:  # pragma: no cover - read from the table
+        return []
+
 FEATURES: dict[str, type] = {"mfcc": MFCCFeatures, "mel": MelFeatures, "classic": ClassicFeatures,
                              "musicnn": EmbeddingFeatures, "vggish": EmbeddingFeatures,
-                             "effnet_discogs": EmbeddingFeatures}
+                             "effnet_discogs": EmbeddingFeatures, "table": TableFeatures}
 """Feature extractors by name (the ``features.name`` choices)."""
 
 
@@ -467,12 +481,15 @@ def extract_dataset(
     from tqdm.auto import tqdm
 
     from genrelab.inference import track_features
-    from genrelab.io import atomic_dir, save_npy, write_json, write_text
-    from genrelab.splits import SPLITS, assign_slices
+    from genrelab.splits import assign_slices
     from genrelab.variants import load_variant
 
     labels = sorted(index["genre"].unique())
     label_of = {g: i for i, g in enumerate(labels)}
+    if getattr(extractor, "precomputed", False):
+        return _write_table_features(Path(dataset_dir) / "table.npz", split_table, labels=labels, out_dir=out_dir,
+                                     leaky_fractions=leaky_fractions, seed=seed, settings=settings_dict(extractor),
+                                     variant=settings_dict(variant), slicing=settings_dict(slicing))
     longest = float(index["duration_s"].max()) if len(index) else 0.0
     if slicing.length_s > longest:
         raise ConfigError(f"slicing.length_s: {slicing.length_s} s is longer than every clip "
@@ -505,6 +522,20 @@ def extract_dataset(
     names = extractor.names()
     if variant.n_channels > 1:
         names = [f"ch{c}_{n}" for c in range(variant.n_channels) for n in names]
+    info = {"labels": labels, "feature_names": names, "sample_rate": sample_rate,
+            "frames_shape": list(S.shape[1:]) if S is not None else None,
+            "features": settings_dict(extractor), "variant": settings_dict(variant),
+            "slicing": settings_dict(slicing), "split_method": str(split_table["method"].iloc[0])}
+    summary = _write_feature_sets(out_dir, X, S, meta, info=info, skipped=skipped)
+    return summary
+
+
+def _write_feature_sets(out_dir: Path, X: np.ndarray, S: np.ndarray | None, meta: pd.DataFrame, *,
+                        info: dict, skipped: list[dict]) -> dict[str, Any]:
+    """Write ``<split>/X.npy``, ``S.npy``, ``meta.csv`` and ``info.json`` atomically as one folder."""
+    from genrelab.io import atomic_dir, save_npy, write_json, write_text
+    from genrelab.splits import SPLITS
+
     summary: dict[str, Any] = {"n_tracks_skipped": len(skipped), "n_features": int(X.shape[1])}
     with atomic_dir(out_dir) as tmp:
         for split in SPLITS:
@@ -517,11 +548,29 @@ def extract_dataset(
             summary[f"n_slices_{split}"] = int(mask.sum())
             summary[f"n_tracks_{split}"] = int(meta.loc[mask, "track_id"].nunique())
         write_text(tmp / "skipped.csv", pd.DataFrame(skipped, columns=["track_id", "reason"]).to_csv(index=False))
-        write_json(tmp / "info.json", {
-            "labels": labels, "feature_names": names, "sample_rate": sample_rate,
-            "frames_shape": list(S.shape[1:]) if S is not None else None,
-            "features": settings_dict(extractor), "variant": settings_dict(variant),
-            "slicing": settings_dict(slicing), "split_method": str(split_table["method"].iloc[0]),
-            "summary": summary,
-        })
+        write_json(tmp / "info.json", {**info, "summary": summary})
     return summary
+
+
+def _write_table_features(table_path: Path, split_table: pd.DataFrame, *, labels: list[str], out_dir: Path,
+                          leaky_fractions: dict | None, seed: int, settings: dict, variant: dict,
+                          slicing: dict) -> dict[str, Any]:
+    """Feature sets from an imported table (rows of tracks in the split table)."""
+    from genrelab.splits import assign_slices
+
+    if not table_path.is_file():
+        raise ConfigError(f"features=table needs a table dataset (dataset=gtzan_kaggle_table or fma_table); "
+                          f"{table_path} is missing")
+    t = np.load(table_path, allow_pickle=False)
+    keep = np.isin(t["track_id"], split_table["track_id"].astype(str).to_numpy())
+    label_of = {g: i for i, g in enumerate(labels)}
+    meta = pd.DataFrame({"track_id": t["track_id"][keep], "slice_idx": t["slice_idx"][keep],
+                         "start_s": 0.0, "genre": t["genre"][keep]})
+    meta["label"] = meta["genre"].map(label_of).astype(int)
+    meta["split"] = assign_slices(meta["track_id"].to_numpy(), split_table, fractions=leaky_fractions, seed=seed)
+    info = {"labels": labels, "feature_names": [str(n) for n in t["feature_names"]], "sample_rate": None,
+            "frames_shape": None, "features": settings, "variant": variant, "slicing": slicing,
+            "split_method": str(split_table["method"].iloc[0])}
+    return _write_feature_sets(out_dir, t["X"][keep].astype(np.float32), None,
+                               meta[["track_id", "slice_idx", "start_s", "label", "genre", "split"]],
+                               info=info, skipped=[])

@@ -27,6 +27,7 @@ DATASETS: dict[str, str] = {
     "gtzan": "genrelab.datasets.gtzan:prepare_gtzan",
     "fma_small": "genrelab.datasets.fma:prepare_fma_small",
     "fma_medium": "genrelab.datasets.fma:prepare_fma_medium",
+    "table": "genrelab.datasets.table:prepare_table",
 }
 
 

@@ -1,0 +1,99 @@
+"""Published feature tables as a dataset: the Kaggle GTZAN tables and FMA's ``features.csv``.
+
+The prepare stage imports the table (``dataset=gtzan_kaggle_table`` or ``dataset=fma_table``)
+into ``table.npz`` beside a per-track ``index.csv``; the features stage (``features=table``)
+then writes its rows as the feature sets, so the same split, train and evaluate stages run on
+them. GTZAN's split lists are applied by file name, FMA's official split from ``tracks.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genrelab.config import ConfigError, from_mapping, require_choice
+from genrelab.io import atomic_path, write_text
+
+__all__ = ["TableSettings", "prepare_table"]
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """Settings of a feature-table dataset.
+
+    Attributes
+    ----------
+    kind : {'gtzan_kaggle', 'fma'}
+    source : str
+        ``features_30_sec.csv`` / ``features_3_sec.csv`` (Kaggle GTZAN) or ``features.csv`` (FMA).
+    split : str
+        ``fault_filtered`` | ``stratified`` (GTZAN), ``official`` (FMA), or ``kfold`` (no
+        official split; the split stage makes one).
+    tracks_csv : str
+        FMA's ``tracks.csv`` (labels and official split); FMA only.
+    subset : str
+        ``small`` | ``medium`` (FMA only).
+    """
+
+    kind: str = "gtzan_kaggle"
+    source: str = ""
+    split: str = "fault_filtered"
+    tracks_csv: str = ""
+    subset: str = ""
+
+    def __post_init__(self) -> None:
+        require_choice("dataset.kind", self.kind, ("gtzan_kaggle", "fma"))
+        if not self.source:
+            raise ConfigError("dataset.source: give the path of the feature table "
+                              "(e.g. -S dataset.source=/path/to/features_3_sec.csv)")
+        if not Path(self.source).expanduser().is_file():
+            raise ConfigError(f"dataset.source: {self.source} is not a file")
+        if self.kind == "fma" and not self.tracks_csv:
+            raise ConfigError("dataset.tracks_csv: FMA's features.csv needs tracks.csv for labels and splits")
+
+
+def prepare_table(settings: Mapping[str, Any], out_dir: Path, *, progress: bool = True) -> pd.DataFrame:
+    """Import a feature table into ``out_dir/table.npz`` and write the per-track index.
+
+    Returns
+    -------
+    index : pd.DataFrame
+        One row per track (``path`` is the table; ``duration_s`` 30, nominal).
+    """
+    from genrelab.datasets.tables import import_table
+
+    s = from_mapping(TableSettings, settings, section="dataset")
+    parts = import_table(s.kind, Path(s.source).expanduser(), split=s.split,
+                         tracks_csv=Path(s.tracks_csv).expanduser() if s.tracks_csv else None,
+                         subset=s.subset or None)
+    rows = {k: [] for k in ("X", "track_id", "slice_idx", "genre", "split")}
+    names = None
+    for split, d in parts.items():
+        if len(d["X"]) == 0:
+            continue
+        names = d["feature_names"]
+        rows["X"].append(d["X"])
+        rows["track_id"].append(d["track_id"].astype(str))
+        rows["slice_idx"].append(d["slice_idx"])
+        rows["genre"].append(d["genre"].astype(str))
+        rows["split"].append(np.full(len(d["X"]), "" if split == "all" else split, dtype=object))
+    if names is None:
+        raise ConfigError(f"dataset.source: {s.source} holds no usable rows")
+    arrays = {k: np.concatenate(v) for k, v in rows.items()}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with atomic_path(Path(out_dir) / "table.npz", suffix=".npz") as tmp:
+        np.savez(tmp, X=arrays["X"].astype(np.float32), track_id=arrays["track_id"].astype(str),
+                 slice_idx=arrays["slice_idx"].astype(np.int64), genre=arrays["genre"].astype(str),
+                 feature_names=np.asarray(names, dtype=str))
+    per_track = pd.DataFrame({"track_id": arrays["track_id"], "genre": arrays["genre"],
+                              "official_split": arrays["split"].astype(str)}).drop_duplicates("track_id")
+    index = per_track.assign(artist="", path=str(Path(s.source).expanduser().resolve()), duration_s=30.0,
+                             sample_rate=0)[["track_id", "genre", "artist", "path", "duration_s", "sample_rate",
+                                             "official_split"]]
+    write_text(Path(out_dir) / "index.csv", index.to_csv(index=False))
+    return index.reset_index(drop=True)
