@@ -178,6 +178,34 @@ def test_missing_embedding_model_names_the_file(tiny_repo, tmp_path):
     assert "audioset-vggish-3.pb" in out and "essentia.upf.edu" in out
 
 
+def test_demucs_variants_share_one_separation(tiny_repo, tmp_path):
+    """Demucs through the real loading code (a tiny model saved in demucs' own format):
+    demucs_percussive separates; switching to demucs_harmonic does not separate again."""
+    pytest.importorskip("demucs", reason="demucs is not installed (make setup installs it)")
+    from genrelab.separation.demucs import save_tiny_demucs
+
+    repo = tmp_path / "demucs_repo"
+    save_tiny_demucs(repo, signature="0123abcd", bag="tinybag")
+    common = ["-S", f"separation.demucs.repo={repo}", "-S", "separation.demucs.model=tinybag",
+              "-S", "separation.demucs.device=cpu"]
+    out = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_percussive", *common).stdout
+    assert "Running stage 'separate'" in out, out
+    sep = json.loads((tiny_repo / "metrics/separation.json").read_text())
+    assert sep["n_computed"] + sep["n_skipped"] == 24 and sep["n_failed"] == 0
+    assert sep["quality"]["n_tracks"] == 24  # SDR against the generator's true stems
+    out = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_harmonic", *common).stdout
+    assert "Running stage 'separate'" not in out and "Running stage 'features'" in out, out
+
+
+def test_missing_demucs_weights_name_the_file(tiny_repo, tmp_path):
+    pytest.importorskip("demucs", reason="demucs is not installed (make setup installs it)")
+    proc = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_percussive", "-S",
+                f"separation.demucs.repo={tmp_path}", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "955717e8-8726e21a.th" in out and str(tmp_path) in out
+
+
 def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
     proc = _dvc(tiny_repo, "exp", "run", "-S", "features.name=spectrum", check=False)
     assert proc.returncode != 0

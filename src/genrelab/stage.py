@@ -37,9 +37,13 @@ def run_stage(main, description: str, configure) -> None:
     parser = stage_parser(description)
     configure(parser)
     args = parser.parse_args()
+    from genrelab.download import DownloadError
+
     try:
         params: dict[str, Any] = load_params(args.params)
         main(args, params)
-    except ConfigError as exc:
+    except (ConfigError, FileNotFoundError, PermissionError, DownloadError) as exc:
+        # a bad setting or a missing input (weights, model graph, archive): its message says
+        # what is missing and how to fix it, so a traceback would only bury it
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
