@@ -294,6 +294,10 @@ class EmbeddingFeatures:
         stats = ["mean", "std"] if self.pooling == "meanstd" else [self.pooling if self.pooling != "none" else "patch"]
         return [f"{self.name}{i}_{s}" for s in stats for i in range(dim)]
 
+    def load(self) -> None:
+        """Load the model now, so that a missing graph stops the stage before any track."""
+        self._extractor()
+
     def _extractor(self):
         cache = _EMBEDDERS.get(self)
         if cache is None:
@@ -494,6 +498,8 @@ def extract_dataset(
     if slicing.length_s > longest:
         raise ConfigError(f"slicing.length_s: {slicing.length_s} s is longer than every clip "
                           f"(longest {longest:.2f} s); choose at most {longest:.2f}")
+    if hasattr(extractor, "load"):
+        extractor.load()  # a missing model file is a setup error, not a per-track one
     tracks = index.set_index("track_id").loc[split_table["track_id"]].reset_index()
     vectors, frames, metas, skipped = [], [], [], []
     for _, track in tqdm(tracks.iterrows(), total=len(tracks), desc="features", unit="track", disable=not progress):
