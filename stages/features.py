@@ -23,7 +23,7 @@ def configure(p):
 def main(args, params):
     summary = extract_dataset(
         read_index(args.dataset), pd.read_csv(args.split, dtype=str, keep_default_na=False),
-        extractor=make_extractor(params["features"]),
+        extractor=make_extractor(params["features"], models_dir=params["models"]["dir"]),
         variant=from_mapping(VariantSettings, params["variant"], section="variant"),
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
         sample_rate=int(params["audio"]["sample_rate"]),

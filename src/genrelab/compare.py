@@ -1,0 +1,313 @@
+"""Is one experiment really better than another? McNemar's test on paired track predictions.
+
+Two classifiers evaluated on the *same* test tracks are compared track by track: only the
+discordant tracks (one right, the other wrong) carry information. Under the null hypothesis
+that both err equally often, the number ``b`` of tracks only A gets right among the ``b + c``
+discordant ones is Binomial(b + c, 1/2); the exact two-sided p-value is what
+:func:`mcnemar_exact` returns (valid for any count, so no chi-square approximation is needed).
+
+Each experiment's track predictions are ``plots/predictions.csv`` of its git commit (the file
+is tracked by git, ``cache: false``), read with ``git show <rev>:plots/predictions.csv``; an
+experiment is named by its DVC name (``tawny-ruse``), any git revision, or ``workspace``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CompareError",
+    "TrackSetMismatch",
+    "McNemarResult",
+    "mcnemar_exact",
+    "compare_predictions",
+    "resolve_rev",
+    "read_at_rev",
+    "read_predictions",
+    "format_result",
+    "compare_command",
+]
+
+PREDICTIONS = "plots/predictions.csv"
+REQUIRED = ("track_id", "actual", "predicted", "predicted_vote")
+LEVELS = {"mean": "predicted", "vote": "predicted_vote"}
+"""Track-level prediction -> its column: argmax of the mean probability, or majority vote."""
+
+
+class CompareError(ValueError):
+    """Two experiments cannot be compared (unknown revision, unreadable predictions ...)."""
+
+
+class TrackSetMismatch(CompareError):
+    """The two experiments were not evaluated on the same test tracks with the same labels."""
+
+
+@dataclass(frozen=True)
+class McNemarResult:
+    """Paired comparison of two classifiers on the same tracks.
+
+    Attributes
+    ----------
+    n : int
+        Tracks compared.
+    correct_a, correct_b : int
+        Tracks each gets right.
+    only_a, only_b : int
+        Discordant tracks: right by A only (``b``), right by B only (``c``).
+    p_value : float
+        Exact two-sided McNemar p-value.
+    """
+
+    n: int
+    correct_a: int
+    correct_b: int
+    only_a: int
+    only_b: int
+    p_value: float
+
+    @property
+    def accuracy_a(self) -> float:
+        return self.correct_a / self.n
+
+    @property
+    def accuracy_b(self) -> float:
+        return self.correct_b / self.n
+
+    @property
+    def difference(self) -> float:
+        """Accuracy of B minus accuracy of A."""
+        return self.accuracy_b - self.accuracy_a
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Exact two-sided McNemar p-value from the discordant counts.
+
+    Parameters
+    ----------
+    only_a : int >= 0
+        Items that A classifies right and B wrong (``b``).
+    only_b : int >= 0
+        Items that B classifies right and A wrong (``c``).
+
+    Returns
+    -------
+    p : float in [0, 1]
+        ``P(X <= min(b, c)) + P(X >= max(b, c))`` for ``X ~ Binomial(b + c, 1/2)``; 1.0 when
+        there is no discordant item.
+
+    Raises
+    ------
+    ValueError
+        If a count is negative or not an integer.
+
+    Examples
+    --------
+    >>> mcnemar_exact(0, 5)   # 2 / 2**5
+    0.0625
+    """
+    from scipy.stats import binomtest
+
+    for name, v in (("only_a", only_a), ("only_b", only_b)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name}: expected a count (integer >= 0), got {v!r}")
+    n = int(only_a) + int(only_b)
+    if n == 0:
+        return 1.0
+    return float(min(1.0, binomtest(int(only_a), n, 0.5, alternative="two-sided").pvalue))
+
+
+def _check_table(df: pd.DataFrame, name: str, column: str) -> pd.DataFrame:
+    missing = [c for c in ("track_id", "actual", column) if c not in df]
+    if missing:
+        raise CompareError(f"{name}: predictions lack column(s) {missing}; have {list(df.columns)}")
+    dup = df["track_id"][df["track_id"].duplicated()].unique()
+    if len(dup):
+        raise CompareError(f"{name}: {len(dup)} track id(s) appear twice, e.g. {list(dup[:3])}")
+    return df.set_index(df["track_id"].astype(str))
+
+
+def compare_predictions(a: pd.DataFrame, b: pd.DataFrame, *, level: str = "mean", names: tuple[str, str] = ("A", "B")
+                        ) -> McNemarResult:
+    """McNemar's test of two sets of track-level predictions over the same test tracks.
+
+    Parameters
+    ----------
+    a, b : pd.DataFrame
+        Track predictions (``plots/predictions.csv``): ``track_id``, ``actual``, ``predicted``
+        (mean probability) and ``predicted_vote`` (majority vote).
+    level : {'mean', 'vote'}
+        Which track-level prediction to compare.
+    names : tuple of str
+        Names of A and B in error messages.
+
+    Returns
+    -------
+    result : McNemarResult
+
+    Raises
+    ------
+    TrackSetMismatch
+        If the two were evaluated on different tracks, or disagree on a track's true genre.
+    CompareError
+        If a table lacks a column, repeats a track, or is empty.
+    """
+    if level not in LEVELS:
+        raise CompareError(f"level: unknown choice {level!r}; valid choices: {', '.join(LEVELS)}")
+    col = LEVELS[level]
+    ta, tb = _check_table(a, names[0], col), _check_table(b, names[1], col)
+    sa, sb = set(ta.index), set(tb.index)
+    if sa != sb:
+        only_a, only_b = sorted(sa - sb), sorted(sb - sa)
+        raise TrackSetMismatch(
+            f"{names[0]} and {names[1]} were evaluated on different test tracks ({len(sa)} vs {len(sb)}; "
+            f"{len(sa & sb)} in common; only in {names[0]}: {len(only_a)} {only_a[:3]}, only in {names[1]}: "
+            f"{len(only_b)} {only_b[:3]}). McNemar's test needs paired predictions of the same tracks: "
+            "compare experiments with the same dataset and split (a leaky split's test tracks differ too).")
+    if not sa:
+        raise CompareError(f"{names[0]} and {names[1]}: no test tracks to compare")
+    tb = tb.loc[ta.index]
+    differ = ta["actual"].astype(str).to_numpy() != tb["actual"].astype(str).to_numpy()
+    if differ.any():
+        ex = list(ta.index[differ][:3])
+        raise TrackSetMismatch(f"{names[0]} and {names[1]} disagree on the true genre of {int(differ.sum())} "
+                               f"track(s), e.g. {ex}: not the same dataset")
+    ra = ta[col].astype(str).to_numpy() == ta["actual"].astype(str).to_numpy()
+    rb = tb[col].astype(str).to_numpy() == tb["actual"].astype(str).to_numpy()
+    only_a, only_b = int((ra & ~rb).sum()), int((~ra & rb).sum())
+    return McNemarResult(n=len(ra), correct_a=int(ra.sum()), correct_b=int(rb.sum()), only_a=only_a,
+                         only_b=only_b, p_value=mcnemar_exact(only_a, only_b))
+
+
+def _git(args: list[str], repo: str | os.PathLike) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+
+
+def resolve_rev(ref: str, *, repo: str | os.PathLike = ".") -> str:
+    """Commit id of a git revision or of a DVC experiment name; ``'workspace'`` stays as is.
+
+    Parameters
+    ----------
+    ref : str
+        ``workspace``, a git revision (``HEAD``, a branch, a commit id), or an experiment
+        name as ``dvc exp show`` lists it (stored under ``refs/exps/``).
+    repo : path
+
+    Returns
+    -------
+    rev : str
+        A full commit id, or ``'workspace'``.
+
+    Raises
+    ------
+    CompareError
+        If nothing matches, or an experiment name is ambiguous (the message lists the matches).
+    """
+    if ref == "workspace":
+        return ref
+    proc = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], repo)
+    if proc.returncode == 0:
+        return proc.stdout.strip()
+    refs = _git(["for-each-ref", "--format=%(objectname) %(refname)", "refs/exps/"], repo)
+    if refs.returncode != 0:
+        raise CompareError(f"{repo}: not a git repository ({refs.stderr.strip()})")
+    matches = [line.split(" ", 1) for line in refs.stdout.splitlines()
+               if line.rsplit("/", 1)[-1] == ref and "/celery/" not in line]
+    if len(matches) == 1:
+        return matches[0][0]
+    if len(matches) > 1:
+        raise CompareError(f"experiment name {ref!r} is ambiguous: {[m[1] for m in matches]}; "
+                           "pass one of their commit ids instead")
+    raise CompareError(f"{ref!r} is neither a git revision nor an experiment name of {Path(repo).resolve()} "
+                       "(see `dvc exp show`)")
+
+
+def read_at_rev(path: str, rev: str, *, repo: str | os.PathLike = ".") -> str:
+    """Text of a git-tracked file at a commit (``git show rev:path``), or in the workspace."""
+    if rev == "workspace":
+        full = Path(repo) / path
+        if not full.is_file():
+            raise CompareError(f"{full}: no such file in the workspace")
+        return full.read_text(encoding="utf-8")
+    proc = _git(["show", f"{rev}:{path}"], repo)
+    if proc.returncode != 0:
+        raise CompareError(f"{path} is not in commit {rev[:7]} ({proc.stderr.strip()}); was its pipeline run "
+                           "to the end, and is the file tracked by git (`cache: false`)?")
+    return proc.stdout
+
+
+def read_predictions(rev: str, *, repo: str | os.PathLike = ".", path: str = PREDICTIONS) -> pd.DataFrame:
+    """Track-level predictions of the experiment at ``rev`` (see :func:`read_at_rev`)."""
+    return pd.read_csv(io.StringIO(read_at_rev(path, rev, repo=repo)), dtype={"track_id": str})
+
+
+def _eval_info(rev: str, repo: str | os.PathLike) -> tuple[bool, int]:
+    """(leaky, number of seeds) of the experiment at ``rev``, as far as its files tell."""
+    import yaml
+
+    leaky, seeds = False, 1
+    try:
+        leaky = "leaky" in json.loads(read_at_rev("metrics/eval.json", rev, repo=repo))
+    except (CompareError, json.JSONDecodeError):
+        pass
+    try:
+        params = yaml.safe_load(read_at_rev("params.yaml", rev, repo=repo)) or {}
+        seeds = len(params.get("train", {}).get("seeds") or [0])
+    except (CompareError, yaml.YAMLError, AttributeError):
+        pass
+    return leaky, seeds
+
+
+def format_result(result: McNemarResult, names: tuple[str, str], *, level: str = "mean") -> str:
+    """The comparison as a few aligned lines of text."""
+    w = max(len(n) for n in names)
+    diff_tracks = result.correct_b - result.correct_a
+    verdict = ("significant at the 5% level" if result.p_value < 0.05 else
+               "not significant at the 5% level")
+    return "\n".join([
+        f"track-level predictions ({'mean probability' if level == 'mean' else 'majority vote'}), "
+        f"{result.n} common test tracks",
+        f"  A {names[0]:<{w}}  accuracy {100 * result.accuracy_a:5.1f}%  ({result.correct_a}/{result.n})",
+        f"  B {names[1]:<{w}}  accuracy {100 * result.accuracy_b:5.1f}%  ({result.correct_b}/{result.n})",
+        f"  difference B - A: {100 * result.difference:+.1f} points ({diff_tracks:+d} tracks)",
+        f"  discordant tracks: A right & B wrong = {result.only_a}, A wrong & B right = {result.only_b}",
+        f"  McNemar exact (binomial) p = {result.p_value:.4g}  ({verdict})",
+    ])
+
+
+def compare_command(argv: list[str]) -> int:
+    """``genrelab compare A B``: accuracy difference of two experiments and McNemar's p-value."""
+    p = argparse.ArgumentParser(prog="genrelab compare", description=compare_command.__doc__)
+    p.add_argument("a", help="experiment name, git revision, or 'workspace'")
+    p.add_argument("b", help="experiment name, git revision, or 'workspace'")
+    p.add_argument("--level", choices=sorted(LEVELS), default="mean",
+                   help="track prediction: mean probability (default) or majority vote")
+    p.add_argument("--path", default=PREDICTIONS, help="track predictions file inside each revision")
+    p.add_argument("--repo", default=".", help="repository root")
+    args = p.parse_args(argv)
+    try:
+        revs = [resolve_rev(r, repo=args.repo) for r in (args.a, args.b)]
+        tables = [read_predictions(r, repo=args.repo, path=args.path) for r in revs]
+        names = tuple(f"{n} ({r[:7]})" if r != "workspace" else n for n, r in zip((args.a, args.b), revs))
+        result = compare_predictions(*tables, level=args.level, names=names)  # type: ignore[arg-type]
+    except CompareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_result(result, names, level=args.level))  # type: ignore[arg-type]
+    for n, r in zip(names, revs):
+        leaky, seeds = _eval_info(r, args.repo)
+        if leaky:
+            print(f"  note: {n} used a LEAKY split; its accuracy is inflated")
+        if seeds > 1:
+            print(f"  note: {n} trained {seeds} seeds; {args.path} holds the first seed's predictions, "
+                  "so its accuracy here can differ from metrics/eval.json (the mean over seeds)")
+    return 0

@@ -1,0 +1,433 @@
+"""The results report: parsing `dvc exp show --json`, the table, the plots, and (slow) a real sweep.
+
+``EXP_SHOW`` has the exact structure of ``dvc exp show --json --all-commits`` as DVC 3.67
+printed it for a tiny repository (4 genres x 6 tracks x 6 s): the revisions, timestamps,
+states and metric values are that run's; only ``deps``, ``outs`` and params sections no
+report reads were left out.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from genrelab.report import (
+    COLUMNS,
+    Experiment,
+    accuracy_vs_slice_png,
+    markdown_table,
+    parse_exp_show,
+    queue_states,
+    results_table,
+    split_label,
+    track_accuracy_png,
+    write_report,
+)
+
+GENRES = ["classical", "disco", "metal", "reggae"]
+PARAMS = {
+    "dataset": {"name": "synthetic", "n_tracks_per_genre": 6, "duration_s": 6.0, "sample_rate": 22050,
+                "tracks_per_artist": 2, "seed": 0, "genres": GENRES},
+    "split": {"method": "auto", "fractions": {"train": 0.6, "valid": 0.2, "test": 0.2}, "n_folds": 5, "fold": 0,
+              "group_by": "artist"},
+    "variant": {"name": "normal", "separator": "none", "channels": [["mix"]]},
+    "features": {"name": "mfcc", "n_mfcc": 20, "n_mels": 128, "n_fft": 2048, "hop_length": 512, "deltas": False,
+                 "stats": ["mean", "std"]},
+    "model": {"name": "svm", "C": 10.0, "kernel": "rbf", "gamma": "scale", "pca": None},
+    "seed": 0,
+    "slicing": {"length_s": 2.0, "overlap": 0.0},
+    "train": {"seeds": [0], "device": "auto"},
+}
+RF = {"name": "rf", "n_estimators": 300, "max_depth": None, "min_samples_leaf": 1, "pca": None}
+CLASSIC = {"name": "classic", "n_fft": 2048, "hop_length": 512}
+DATASET = {"n_tracks": 24, "n_genres": 4, "n_artists": 12, "hours": 0.04}
+
+
+def _level(acc, f1s, macro):
+    return {"accuracy": acc, "macro_f1": macro, "f1": dict(zip(GENRES, f1s))}
+
+
+SVM_EVAL = {"slice": _level(0.75, [0.2857142857142857, 0.9230769230769231, 1.0, 0.625], 0.7084478021978022),
+            "track_vote": _level(0.75, [0.0, 1.0, 1.0, 0.6666666666666666], 0.6666666666666666),
+            "track_mean": _level(0.75, [0.0, 1.0, 1.0, 0.6666666666666666], 0.6666666666666666),
+            "track_accuracy_ci95": {"low": 0.5, "high": 1.0}, "n_slices": 24, "n_tracks": 8}
+PERFECT = {"slice": _level(1.0, [1.0] * 4, 1.0), "track_vote": _level(1.0, [1.0] * 4, 1.0),
+           "track_mean": _level(1.0, [1.0] * 4, 1.0), "track_accuracy_ci95": {"low": 1.0, "high": 1.0},
+           "n_slices": 24, "n_tracks": 8}
+SVM_TRAIN = {"n_train_slices": 24, "n_valid_slices": 24, "fit_seconds": 3.204866536999816,
+             "train_seconds_per_seed": 3.20487084399997}
+
+
+def _params(**sections):
+    p = copy.deepcopy(PARAMS)
+    for key, value in sections.items():
+        if isinstance(value, dict) and key in p and "name" not in value:
+            p[key].update(value)
+        else:
+            p[key] = value
+    return p
+
+
+def _data(rev, timestamp, params, ev=None, train=None):
+    metrics = {}
+    if ev is not None:
+        metrics = {"metrics/dataset.json": {"data": DATASET}, "metrics/train.json": {"data": train or SVM_TRAIN},
+                   "metrics/eval.json": {"data": ev}}
+    return {"rev": rev, "timestamp": timestamp, "params": {"params.yaml": {"data": params}}, "metrics": metrics,
+            "meta": {}}
+
+
+def _exp(name, rev, timestamp, params, ev=None, train=None, *, state="success", error=None):
+    tip = {"rev": rev, "name": name, "data": _data(rev, timestamp, params, ev, train), "error": error,
+           "experiments": None}
+    return {"revs": [tip], "name": name,
+            "executor": {"state": state, "name": "dvc-task",
+                         "local": {"root": None, "log": f"/repo/.dvc/tmp/exps/run/{rev}/{rev}.out", "pid": None,
+                                   "returncode": 0 if state == "success" else None, "task_id": rev}}}
+
+
+EXP_SHOW = [
+    {"rev": "workspace", "name": None, "data": _data("workspace", None, _params(), SVM_EVAL), "error": None,
+     "experiments": None},
+    {"rev": "8050357da8d91cd146d4b4e5b6a6f332cfe6ebdf", "name": "main",
+     "data": _data("8050357da8d91cd146d4b4e5b6a6f332cfe6ebdf", "2026-11-24T06:31:57", _params(), SVM_EVAL),
+     "error": None,
+     "experiments": [
+         _exp("tuned-here", "f8b77f4798964ae83a93ed01d2ad92ec1c0381f9", "2026-11-24T06:35:21",
+              _params(features=CLASSIC, model=RF, recipe="separation_baselines"), PERFECT,
+              {"n_train_slices": 24, "n_valid_slices": 24, "fit_seconds": 1.6570861349996449,
+               "train_seconds_per_seed": 1.6570886589997826}),
+         _exp("pukka-cart", "21054b985769c3a4c7b1708295a1b85e9f5d7755", "2026-11-24T06:32:08",
+              _params(recipe="separation_baselines"), SVM_EVAL),
+         # queued, not started: DVC lists it with its params and no metrics
+         _exp("still-queued", "9b3087b3ef13e38491c1009f8826c6d6168a1283", "2026-11-24T06:39:30",
+              _params(model={"name": "logreg", "C": 1.0, "max_iter": 2000, "pca": None}), state="queued"),
+     ]},
+    {"rev": "16ca4f086aa2e44f508066566b8705a6ed37f781", "name": None,
+     "data": _data("16ca4f086aa2e44f508066566b8705a6ed37f781", "2026-11-24T06:30:35", _params(), SVM_EVAL),
+     "error": None,
+     "experiments": [
+         _exp("audit-696226bb-grouped", "f4c22cab573e340a3eda3a88de0e66e770b7b854", "2026-11-24T06:30:56",
+              _params(split={"method": "grouped"}, model=RF),
+              {**PERFECT, "slice": _level(0.8333333333333334, [0.8, 0.7692307692307693, 0.9230769230769231,
+                                                                0.8333333333333334], 0.8314102564102565)},
+              {"n_train_slices": 24, "n_valid_slices": 24, "fit_seconds": 0.7731864190000124,
+               "train_seconds_per_seed": 0.7731888509999862}),
+         _exp("audit-696226bb-leaky", "6ce33304bd43f2d35605734b95998600988d31be", "2026-11-24T06:30:51",
+              _params(split={"method": "leaky"}, model=RF), {"leaky": {**PERFECT, "n_slices": 15, "n_tracks": 12}},
+              {"n_train_slices": 41, "n_valid_slices": 16, "fit_seconds": 1.8064920159999929,
+               "train_seconds_per_seed": 1.8064951809999457}),
+     ]},
+    {"rev": "f5b9babae512055f581985dad8793d3b03b178ac", "name": None,
+     "data": _data("f5b9babae512055f581985dad8793d3b03b178ac", "2026-11-24T06:20:58", _params(), SVM_EVAL),
+     "error": None,
+     "experiments": [
+         _exp("newsy-pams", "e8cf22df19c1d1649cee20bdbfba7007ed8c46ff", "2026-11-24T06:21:40",
+              _params(features=CLASSIC, model=RF, train={"seeds": [0, 1]}, recipe="t1"),
+              {**PERFECT, "over_seeds": {"n_seeds": 2, "track_accuracy_std": 0.0, "track_accuracy_best": 1.0,
+                                         "slice_accuracy_std": 0.0, "slice_accuracy_best": 1.0}},
+              {"n_train_slices": 24, "n_valid_slices": 24, "fit_seconds": 1.999377799000058,
+               "train_seconds_per_seed": 1.236726608500021}),
+         # failed: DVC still shows metrics, but they are the baseline's
+         _exp("bad-one", "2975ac2534765ae6622ef20f1a73dea332bcd1f0", "2026-11-24T06:21:01",
+              _params(slicing={"length_s": -1}), SVM_EVAL, state="failed",
+              error={"msg": "Experiment run failed", "type": ""}),
+     ]},
+]
+
+
+@pytest.fixture
+def experiments() -> list[Experiment]:
+    found, _ = parse_exp_show(EXP_SHOW)
+    return found
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+
+def test_parse_keeps_finished_experiments_and_commits_with_metrics():
+    found, skipped = parse_exp_show(EXP_SHOW)
+    kinds = {e.name: e.kind for e in found}
+    assert kinds == {"main": "commit", "tuned-here": "experiment", "pukka-cart": "experiment",
+                     "16ca4f0": "commit", "audit-696226bb-grouped": "experiment",
+                     "audit-696226bb-leaky": "experiment", "f5b9bab": "commit", "newsy-pams": "experiment"}
+    reasons = {s.name: s.reason for s in skipped}
+    assert set(reasons) == {"still-queued", "bad-one"}
+    assert "queued" in reasons["still-queued"]
+    assert "failed" in reasons["bad-one"] and "baseline" in reasons["bad-one"]
+    leaky = next(e for e in found if e.name == "audit-696226bb-leaky")
+    assert leaky.leaky and leaky.evaluation["n_tracks"] == 12
+    assert leaky.baseline.startswith("16ca4f0")
+
+
+def test_parse_options_for_commits_and_workspace():
+    only_exps, _ = parse_exp_show(EXP_SHOW, commits=False)
+    assert all(e.kind == "experiment" for e in only_exps) and len(only_exps) == 5
+    with_ws, _ = parse_exp_show(EXP_SHOW, workspace=True)
+    assert with_ws[0].kind == "workspace"
+
+
+def test_parse_rejects_what_is_not_exp_show_output():
+    with pytest.raises(ValueError, match="dvc exp show --json"):
+        parse_exp_show({"rev": "workspace"})
+
+
+def test_entry_without_eval_metrics_is_skipped_with_reason():
+    data = copy.deepcopy(EXP_SHOW[:2])
+    data[1]["experiments"][0]["revs"][0]["data"]["metrics"] = {}
+    _, skipped = parse_exp_show(data)
+    assert any(s.name == "tuned-here" and "metrics/eval.json" in s.reason for s in skipped)
+
+
+# -- the table -------------------------------------------------------------------------------------
+
+def test_table_rows_carry_setup_metrics_and_uncertainty(experiments):
+    table = results_table(experiments)
+    assert list(table.columns[:len(COLUMNS)]) != [] and {"other", *COLUMNS} == set(table.columns)
+    row = table.set_index("experiment").loc["pukka-cart"]
+    assert row["dataset"] == "synthetic 4g x 6 x 6s"
+    assert row["split"] == "grouped by artist"          # `auto` on a dataset without an official split
+    assert (row["variant"], row["features"], row["model"]) == ("normal", "mfcc(20)", "svm")
+    assert row["slice_s"] == 2.0 and row["seeds"] == 1 and row["recipe"] == "separation_baselines"
+    assert row["slice_accuracy"] == 0.75 and row["track_accuracy"] == 0.75
+    assert row["macro_f1"] == pytest.approx(0.6666666666666666)
+    assert (row["ci95_low"], row["ci95_high"]) == (0.5, 1.0)
+    assert np.isnan(row["seeds_std"])
+    assert row["train_s_per_seed"] == pytest.approx(3.2049, abs=1e-3)
+    assert row["n_test_tracks"] == 8 and row["rev"] == "21054b9"
+    seeds = table.set_index("experiment").loc["newsy-pams"]
+    assert seeds["seeds"] == 2 and seeds["seeds_std"] == 0.0
+
+
+def test_every_row_states_its_split_and_leaky_rows_are_marked(experiments):
+    table = results_table(experiments)
+    assert table["split"].str.len().gt(0).all()
+    leaky = table[table["leaky"]]
+    assert list(leaky["experiment"]) == ["audit-696226bb-leaky"]
+    assert leaky["split"].iloc[0].startswith("LEAKY")
+    md = markdown_table(table)
+    line = next(ln for ln in md.splitlines() if "audit-696226bb-leaky" in ln)
+    assert "**LEAKY: random slices**" in line
+    assert "inflated" in md
+
+
+def test_split_labels_resolve_auto_and_official_splits():
+    gtzan = {"dataset": {"name": "gtzan", "split": "fault_filtered"}, "split": {"method": "auto"}}
+    assert split_label(gtzan) == "official: GTZAN fault-filtered"
+    assert split_label({**gtzan, "dataset": {"name": "gtzan", "split": "kfold"}}) == "grouped by artist"
+    assert split_label({"dataset": {"name": "fma_small"}, "split": {"method": "official"}}).startswith("official")
+    assert split_label({"dataset": {"name": "synthetic"}, "split": {"method": "kfold", "fold": 1, "n_folds": 5,
+                                                                    "group_by": "artist"}}) == \
+        "kfold 1/5, grouped by artist"
+    # metrics nested under `leaky` win over whatever the params say
+    assert split_label({"dataset": {"name": "synthetic"}, "split": {"method": "grouped"}}, leaky=True).startswith(
+        "LEAKY")
+
+
+def test_params_without_a_column_that_vary_are_listed(experiments):
+    table = results_table(experiments).set_index("experiment")
+    assert table.loc["pukka-cart", "other"] == ""
+    bumped = copy.deepcopy(EXP_SHOW)
+    bumped[1]["experiments"][1]["revs"][0]["data"]["params"]["params.yaml"]["data"]["model"]["C"] = 1.0
+    exps, _ = parse_exp_show(bumped)
+    other = results_table(exps).set_index("experiment")["other"]
+    assert other["pukka-cart"] == "model.C=1.0"
+    assert other["main"] == "model.C=10.0"
+    assert other["tuned-here"] == ""                      # rf has no C: not compared with the SVMs
+
+
+def test_markdown_table_has_one_line_per_experiment_and_percentages(experiments):
+    table = results_table(experiments)
+    md = markdown_table(table)
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    assert len(rows) == len(table)
+    line = next(ln for ln in rows if "pukka-cart" in ln)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1:8] == ["synthetic 4g x 6 x 6s", "grouped by artist", "normal", "mfcc(20)", "svm", "2", "1"]
+    assert cells[8:14] == ["75.0", "75.0", "[50.0, 100.0]", "–", "66.7", "3.2"]
+    assert "± 0.0" in next(ln for ln in rows if "newsy-pams" in ln)
+
+
+def test_empty_report_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no finished experiments"):
+        write_report(results_table([]), tmp_path)
+
+
+# -- the plots -------------------------------------------------------------------------------------
+
+def test_write_report_writes_table_csv_and_pngs(experiments, tmp_path):
+    table = results_table(experiments)
+    paths = write_report(table, tmp_path / "reports")
+    assert paths["markdown"].read_text().startswith("# Results")
+    back = pd.read_csv(paths["csv"])
+    assert len(back) == len(table) and "track_accuracy" in back
+    for key in ("bars", "slices"):
+        assert paths[key].read_bytes()[:4] == b"\x89PNG"
+    assert not list((tmp_path / "reports").glob(".*tmp*")), "no temporary files left behind"
+
+
+def test_plots_accept_several_slice_lengths_and_seed_std(tmp_path):
+    rows = []
+    for model in ("cnn", "rnn"):
+        for length in (1.0, 3.0, 5.0, 10.0):
+            acc = 0.5 + 0.04 * length if model == "cnn" else 0.6
+            rows.append({**{k: "" for k in COLUMNS}, "experiment": f"{model}-{length}", "dataset": "synthetic",
+                         "split": "grouped by artist", "leaky": False, "variant": "normal", "features": "mel(96)",
+                         "model": model, "slice_s": length, "seeds": 3, "other": "", "slice_accuracy": acc - 0.1,
+                         "track_accuracy": acc, "ci95_low": np.nan, "ci95_high": np.nan, "seeds_std": 0.03,
+                         "n_genres": 10, "timestamp": "2026-01-01T00:00:00"})
+    table = pd.DataFrame(rows)
+    track_accuracy_png(table, tmp_path / "bars.png")
+    accuracy_vs_slice_png(table, tmp_path / "slices.png")
+    assert (tmp_path / "bars.png").stat().st_size > 10_000
+    assert (tmp_path / "slices.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="no experiments"):
+        track_accuracy_png(table.iloc[:0], tmp_path / "empty.png")
+
+
+# -- slow: a real sweep in a temporary repository ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = {"n_tracks_per_genre": 6, "duration_s": 6.0, "tracks_per_artist": 2, "genres": GENRES}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    for key, value in (("GIT_AUTHOR_NAME", "genrelab-test"), ("GIT_AUTHOR_EMAIL", "test@genrelab.invalid"),
+                       ("GIT_COMMITTER_NAME", "genrelab-test"), ("GIT_COMMITTER_EMAIL", "test@genrelab.invalid")):
+        env.setdefault(key, value)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["GENRELAB_LOG"] = "WARNING"
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env={**_env(), **env}, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def swept_repo(tmp_path_factory):
+    """A tiny copy of the repository (git-tracked and untracked, non-ignored files) and a 4-run sweep."""
+    repo = tmp_path_factory.mktemp("sweep")
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\n")
+    for rel in files:
+        if rel and (ROOT / rel).is_file():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, repo / rel)
+    conf = repo / "conf/dataset/synthetic.yaml"
+    conf.write_text(yaml.safe_dump({**yaml.safe_load(conf.read_text()), **TINY}, sort_keys=False))
+    cfg = yaml.safe_load((repo / "conf/config.yaml").read_text())
+    cfg["evaluate"]["n_bootstrap"] = 100
+    (repo / "conf/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    _run([str(BIN / "genrelab"), "params"], repo)
+    _run(["git", "init", "-q", "-b", "main"], repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-q", "-m", "tiny"], repo)
+    # 2 models x 2 slice lengths of one recipe, queued, run by one worker, waited for
+    out = _run([str(BIN / "genrelab"), "sweep", "separation_baselines", "-S", "features=mfcc", "-S", "variant=normal",
+                "-S", "slicing.length_s=2,3", "--run", "-j", "1", "--timeout", "500"], repo).stdout
+    assert "4 succeeded, 0 failed" in out, out
+    yield repo
+    _run([str(BIN / "dvc"), "queue", "stop"], repo, check=False)   # no idle worker outlives the test
+
+
+@pytest.mark.slow
+def test_sweep_then_report_writes_table_and_plots(swept_repo):
+    proc = _run([str(BIN / "genrelab"), "report", "--recipe", "separation_baselines"], swept_repo)
+    out = swept_repo / "reports"
+    table = pd.read_csv(out / "results.csv")
+    assert len(table) == 4
+    assert set(table["model"]) == {"svm", "rf"} and set(table["slice_s"]) == {2.0, 3.0}
+    assert (table["split"] == "grouped by artist").all() and not table["leaky"].any()
+    assert table["track_accuracy"].between(0, 1).all() and table["ci95_low"].le(table["track_accuracy"]).all()
+    md = (out / "results.md").read_text()
+    assert md.count("separation_baselines") == 0 and md.count("| svm |") == 2
+    for png in ("track_accuracy.png", "accuracy_vs_slice.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "| Experiment |" in proc.stdout
+    assert all(s == "Success" for s in queue_states(repo=swept_repo).values())
+
+
+@pytest.mark.slow
+def test_compare_two_experiments_of_the_sweep(swept_repo):
+    shown = json.loads(_run([str(BIN / "dvc"), "exp", "show", "--json"], swept_repo).stdout)
+    names = [e["name"] for e in shown[1]["experiments"]]
+    proc = _run([str(BIN / "genrelab"), "compare", names[0], names[1]], swept_repo)
+    assert "McNemar exact (binomial) p = " in proc.stdout and "difference B - A" in proc.stdout
+
+
+# -- the leakage audit -----------------------------------------------------------------------------
+
+CONF = ROOT / "conf"
+
+
+def test_audit_plan_runs_leaky_grouped_and_the_official_split_where_one_exists():
+    from genrelab.audit import audit_plan
+
+    plan = audit_plan(["model=rf"], config_dir=CONF)
+    assert plan == {"leaky": ["model=rf", "split=leaky"], "grouped": ["model=rf", "split=grouped"]}
+    gtzan = audit_plan(["dataset=gtzan", "dataset.split=stratified"], config_dir=CONF)
+    assert gtzan["fault_filtered"] == ["dataset=gtzan", "split=official", "dataset.split=fault_filtered"]
+    assert set(gtzan) == {"leaky", "grouped", "fault_filtered"}
+
+
+def test_audit_refuses_to_be_told_the_split():
+    from genrelab.audit import audit_plan
+    from genrelab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="chooses the split itself"):
+        audit_plan(["split=kfold"], config_dir=CONF)
+    with pytest.raises(ConfigError, match="do not compose"):
+        audit_plan(["model=nonexistent"], config_dir=CONF)
+
+
+def test_audit_names_are_deterministic_and_order_free():
+    from genrelab.audit import audit_names
+
+    plan = {"leaky": [], "grouped": [], "fault_filtered": []}
+    a = audit_names(["model=rf", "features=mel"], plan)
+    assert a == audit_names(["features=mel", "model=rf"], plan)
+    assert a != audit_names(["model=svm", "features=mel"], plan)
+    assert a["fault_filtered"].startswith("audit-") and a["fault_filtered"].endswith("-fault-filtered")
+
+
+def test_audit_table_gives_the_gap_in_points(experiments):
+    from genrelab.audit import audit_markdown, audit_table
+
+    by = {e.name: e for e in experiments}
+    table = audit_table({"leaky": by["audit-696226bb-leaky"], "grouped": by["audit-696226bb-grouped"]})
+    assert list(table["split"]) == ["leaky", "grouped"]
+    grouped = table.set_index("split").loc["grouped"]
+    assert grouped["slice_gap"] == pytest.approx(1.0 - 0.8333333333333334)
+    assert grouped["track_gap"] == 0.0
+    md = audit_markdown(table, ["model=rf"])
+    assert "features mfcc(20), variant normal, model rf" in md
+    assert "| **LEAKY: random slices** |" in md and "+16.7" in md
+    with pytest.raises(ValueError, match="leaky"):
+        audit_table({"grouped": by["audit-696226bb-grouped"]})
+
+
+@pytest.mark.slow
+def test_audit_leakage_runs_both_splits_and_reuses_them(swept_repo):
+    proc = _run([str(BIN / "genrelab"), "audit-leakage", "-S", "model=rf", "--timeout", "400"], swept_repo)
+    assert "Leaky gap" in proc.stdout
+    table = pd.read_csv(swept_repo / "reports/leakage_audit.csv")
+    assert list(table["split"]) == ["leaky", "grouped"]
+    assert table["split_label"].iloc[0].startswith("LEAKY")
+    assert (table["n_test_tracks"] > 0).all() and table["slice_gap"].iloc[0] == 0.0
+    again = _run([str(BIN / "genrelab"), "audit-leakage", "-S", "model=rf"], swept_repo, GENRELAB_LOG="INFO")
+    assert "reusing experiment" in again.stderr
