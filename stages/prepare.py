@@ -12,7 +12,7 @@ def configure(p):
 def main(args, params):
     index = prepare_dataset(params["dataset"], args.out)
     write_json(args.metrics, {"n_tracks": len(index), "n_genres": int(index["genre"].nunique()),
-                              "n_artists": int(index["artist"].nunique()),
+                              "n_artists": int(index.loc[index["artist"].astype(str) != "", "artist"].nunique()),
                               "hours": round(float(index["duration_s"].sum()) / 3600, 4)})
 
 
