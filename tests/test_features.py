@@ -63,7 +63,7 @@ def test_mel_slices_are_independent_of_batch():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
-def test_classic_features_have_kaggle_columns(shared_dir=None):
+def test_classic_features_have_kaggle_columns():
     ex = ClassicFeatures()
     y = _tone(440) + 0.05 * np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
     batch = ex(y[None], SR)

@@ -14,7 +14,7 @@ grid-searched SVM searches on training data only with track-grouped cross-valida
 
 from __future__ import annotations
 
-import importlib
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,22 +39,18 @@ class ModelSpec:
         Which features the model reads.
     settings : type
         Dataclass of the model's settings (the ``model`` section minus ``name``).
-    build : str
-        ``"module:function"`` with signature
-        ``build(settings, *, n_classes, input_shape, seed, device) -> model``.
-    load : str
-        ``"module:function"`` with signature ``load(folder) -> model``.
+    build : callable
+        ``build(settings, *, n_classes, input_shape, seed, device) -> model``; heavy imports
+        (torch models, hmmlearn) happen inside it, so the registry itself stays cheap.
+    load : callable
+        ``load(folder) -> model``.
     """
 
     name: str
     input: str
     settings: type
-    build: str
-    load: str
-
-    def resolve(self, which: str) -> Callable[..., Any]:
-        module, func = getattr(self, which).split(":")
-        return getattr(importlib.import_module(module), func)
+    build: Callable[..., Any]
+    load: Callable[..., Any]
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -95,7 +91,7 @@ def build_model(settings: dict[str, Any], *, n_classes: int, input_shape: tuple[
         ``'auto'`` (CUDA when present), ``'cpu'`` or ``'cuda'``; used by torch models.
     """
     spec, typed = _split_settings(settings)
-    return spec.resolve("build")(typed, n_classes=n_classes, input_shape=tuple(input_shape), seed=seed,
+    return spec.build(typed, n_classes=n_classes, input_shape=tuple(input_shape), seed=seed,
                                  device=device)
 
 
@@ -108,7 +104,7 @@ def model_input(settings: dict[str, Any]) -> str:
 def load_model(name: str, folder: str | Path):
     """Load a model saved by its ``save(folder)``."""
     require_choice("model.name", name, MODELS)
-    return MODELS[name].resolve("load")(Path(folder))
+    return MODELS[name].load(Path(folder))
 
 
 # ----------------------------------------------------------------------------- classical models
@@ -342,17 +338,9 @@ def load_sklearn(folder: Path) -> SklearnModel:
                         pipeline=d["pipeline"], report=d["report"])
 
 
-def _sk_builder(name: str) -> Callable[..., SklearnModel]:
-    def build(settings: Any, **kw: Any) -> SklearnModel:
-        return build_sklearn(settings, name=name, **kw)
-
-    return build
-
-
 for _name, _settings in {"svm": SVMSettings, "svm_grid": SVMGridSettings, "rf": RFSettings, "gbdt": GBDTSettings,
                          "logreg": LogRegSettings, "mlp": MLPSettings}.items():
-    globals()[f"build_{_name}"] = _sk_builder(_name)
-    register(ModelSpec(_name, "vector", _settings, f"genrelab.models:build_{_name}", "genrelab.models:load_sklearn"))
+    register(ModelSpec(_name, "vector", _settings, functools.partial(build_sklearn, name=_name), load_sklearn))
 
 
 # ------------------------------------------------------------------------- deep and HMM models
@@ -453,6 +441,5 @@ def load_frame_model(folder: Path) -> FrameModel:
 
 
 for _name in ("cnn", "crnn1d", "crnn2d", "rnn", "two_branch", "hmm"):
-    globals()[f"build_{_name}"] = _deep_builder(_name)
-    register(ModelSpec(_name, "frames", HMMSettings if _name == "hmm" else DeepSettings,
-                       f"genrelab.models:build_{_name}", "genrelab.models:load_frame_model"))
+    register(ModelSpec(_name, "frames", HMMSettings if _name == "hmm" else DeepSettings, _deep_builder(_name),
+                       load_frame_model))

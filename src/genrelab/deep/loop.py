@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from genrelab.devices import resolve_device
+
 __all__ = [
     "TrainSettings",
     "TrainResult",
@@ -193,28 +195,6 @@ class TrainResult:
 
 # --------------------------------------------------------------------------------------------
 # devices, seeds, data
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``'auto'`` -> CUDA when available, else CPU; any other torch device string as is.
-
-    Raises
-    ------
-    ValueError
-        On a string torch does not accept, or a CUDA device when none is available.
-    """
-    if isinstance(device, torch.device):
-        resolved = device
-    elif device == "auto":
-        resolved = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            resolved = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return resolved
 
 
 def _fork_devices(device: torch.device) -> list[int]:

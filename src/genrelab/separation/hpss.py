@@ -55,6 +55,8 @@ import numba
 import numpy as np
 import torch
 
+from genrelab.devices import resolve_device
+
 __all__ = [
     "HPSSSeparator",
     "SeparationParameterError",
@@ -73,46 +75,6 @@ class SeparationParameterError(ValueError):
 
 # ---------------------------------------------------------------------------------------------
 # Devices
-# ---------------------------------------------------------------------------------------------
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Turn ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'`` into a usable ``torch.device``.
-
-    Parameters
-    ----------
-    device : str or torch.device
-        ``'auto'`` picks CUDA when ``torch.cuda.is_available()``, else the CPU.
-
-    Returns
-    -------
-    torch.device
-
-    Raises
-    ------
-    SeparationParameterError
-        If the name is not a device, or CUDA is asked for but not available.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise SeparationParameterError(
-            f"device={device!r} is not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
-        ) from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SeparationParameterError(
-            f"device={device!r} asks for CUDA but torch.cuda.is_available() is False "
-            f"(torch {torch.__version__}); use device='cpu' or device='auto'"
-        )
-    if dev.type not in ("cpu", "cuda"):
-        raise SeparationParameterError(f"device={device!r}: only 'cpu' and 'cuda' devices are supported")
-    return dev
-
-
-# ---------------------------------------------------------------------------------------------
-# Median filters (scipy.ndimage.median_filter semantics, mode='reflect', origin=0)
 # ---------------------------------------------------------------------------------------------
 
 
