@@ -1,8 +1,8 @@
 """Stage evaluate: slice- and track-level metrics on the test split, predictions, confusion plots."""
-from genrelab.evaluate import confusion_png
+from genrelab.evaluate import confusion_png, evaluate_bundle
 from genrelab.io import write_json, write_text
 from genrelab.stage import run_stage
-from genrelab.training import evaluate_bundle, load_bundle
+from genrelab.models import load_bundle
 
 
 def configure(p):

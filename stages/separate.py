@@ -5,7 +5,8 @@ from genrelab.config import from_mapping
 from genrelab.datasets import read_index
 from genrelab.io import write_json
 from genrelab.stage import run_stage
-from genrelab.variants import VariantSettings, separate_dataset
+from genrelab.separation import separate_dataset
+from genrelab.variants import VariantSettings
 
 
 def configure(p):

@@ -1,7 +1,7 @@
 """Stage train: fit the configured model (one per seed) on the train split; save a bundle."""
 from genrelab.io import write_json
 from genrelab.stage import run_stage
-from genrelab.training import train_bundle
+from genrelab.models import train_bundle
 
 
 def configure(p):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genrelab.compare import (
+from genrelab.experiments.compare import (
     CompareError,
     TrackSetMismatch,
     compare_command,

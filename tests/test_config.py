@@ -9,7 +9,7 @@ from genrelab.config import ConfigError, compose, compose_yaml, from_mapping
 from genrelab.features import SliceSettings, make_extractor
 from genrelab.models import MODELS, build_model
 from genrelab.splits import SplitSettings
-from genrelab.training import TrainSettings
+from genrelab.models import TrainStageSettings
 from genrelab.variants import VariantSettings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -32,7 +32,7 @@ def _validate(params):
     from_mapping(SplitSettings, params["split"], section="split")
     from_mapping(VariantSettings, params["variant"], section="variant")
     from_mapping(SliceSettings, params["slicing"], section="slicing")
-    from_mapping(TrainSettings, params["train"], section="train")
+    from_mapping(TrainStageSettings, params["train"], section="train")
     make_extractor(params["features"])
     assert params["dataset"]["name"]
 

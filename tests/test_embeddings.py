@@ -452,7 +452,7 @@ def musicnn_outputs():
 
 
 def _check_against(reference_pen: np.ndarray, reference_tags: np.ndarray, ours: dict) -> None:
-    from genrelab.embeddings.store import MSD_TAGS
+    from genrelab.embeddings.catalog import MSD_TAGS
 
     assert ours["penultimate"].shape == reference_pen.shape == (10, 200)
     r = _pearson_rows(ours["penultimate"], reference_pen)

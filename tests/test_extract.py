@@ -77,7 +77,7 @@ def test_leaky_split_puts_slices_of_one_track_in_several_splits(tiny):
 
 def test_separation_quality_scores_a_perfect_and_a_poor_estimate(tmp_path):
     from genrelab.io import write_json
-    from genrelab.variants import separation_quality
+    from genrelab.separation import separation_quality
 
     rng = np.random.default_rng(0)
     t = np.arange(2 * SR) / SR

@@ -18,8 +18,9 @@ from genrelab.config import ConfigError
 from genrelab.features import SliceSettings, extract_dataset, load_feature_split, make_extractor
 from genrelab.predict import AudioInputError, predict_command, predict_file, predict_paths
 from genrelab.synth import SynthSettings, generate_dataset, render_track
-from genrelab.training import Bundle, UntrustedBundleError, load_bundle, train_bundle
-from genrelab.variants import VariantSettings, separate_dataset
+from genrelab.models import Bundle, UntrustedBundleError, load_bundle, train_bundle
+from genrelab.separation import separate_dataset
+from genrelab.variants import VariantSettings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 GENRES = ("classical", "metal", "reggae")

@@ -9,9 +9,9 @@ import pytest
 from genrelab.config import ConfigError, compose, from_mapping
 from genrelab.features import SliceSettings, make_extractor
 from genrelab.models import model_input
-from genrelab.report import Recipe, list_recipes, load_recipe
+from genrelab.experiments.report import Recipe, list_recipes, load_recipe
 from genrelab.splits import SplitSettings
-from genrelab.training import TrainSettings
+from genrelab.models import TrainStageSettings
 from genrelab.variants import VariantSettings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -71,7 +71,7 @@ def _validate(params: dict) -> None:
     from_mapping(SplitSettings, params["split"], section="split")
     from_mapping(VariantSettings, params["variant"], section="variant")
     from_mapping(SliceSettings, params["slicing"], section="slicing")
-    from_mapping(TrainSettings, params["train"], section="train")
+    from_mapping(TrainStageSettings, params["train"], section="train")
     make_extractor(params["features"])
     model_input(params["model"])
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from genrelab.report import (
+from genrelab.experiments.report import (
     COLUMNS,
     Experiment,
     accuracy_vs_slice_png,
@@ -376,7 +376,7 @@ CONF = ROOT / "conf"
 
 
 def test_audit_plan_runs_leaky_grouped_and_the_official_split_where_one_exists():
-    from genrelab.audit import audit_plan
+    from genrelab.experiments.audit import audit_plan
 
     plan = audit_plan(["model=rf"], config_dir=CONF)
     assert plan == {"leaky": ["model=rf", "split=leaky"], "grouped": ["model=rf", "split=grouped"]}
@@ -386,7 +386,7 @@ def test_audit_plan_runs_leaky_grouped_and_the_official_split_where_one_exists()
 
 
 def test_audit_refuses_to_be_told_the_split():
-    from genrelab.audit import audit_plan
+    from genrelab.experiments.audit import audit_plan
     from genrelab.config import ConfigError
 
     with pytest.raises(ConfigError, match="chooses the split itself"):
@@ -396,7 +396,7 @@ def test_audit_refuses_to_be_told_the_split():
 
 
 def test_audit_names_are_deterministic_and_order_free():
-    from genrelab.audit import audit_names
+    from genrelab.experiments.audit import audit_names
 
     plan = {"leaky": [], "grouped": [], "fault_filtered": []}
     a = audit_names(["model=rf", "features=mel"], plan)
@@ -406,7 +406,7 @@ def test_audit_names_are_deterministic_and_order_free():
 
 
 def test_audit_table_gives_the_gap_in_points(experiments):
-    from genrelab.audit import audit_markdown, audit_table
+    from genrelab.experiments.audit import audit_markdown, audit_table
 
     by = {e.name: e for e in experiments}
     table = audit_table({"leaky": by["audit-696226bb-leaky"], "grouped": by["audit-696226bb-grouped"]})

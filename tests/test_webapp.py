@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 
 from genrelab.synth import SynthSettings, render_track
-from genrelab.training import load_bundle
+from genrelab.models import load_bundle
 from genrelab.webapp import make_server
 from test_predict import SR, build_tiny_bundle
 

@@ -14,12 +14,12 @@ from genrelab import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("genrelab.cli:params_command", "compose conf/ into params.yaml (what `dvc exp run` does)"),
-    "report": ("genrelab.report:report_command", "results table (Markdown, CSV) and plots of the experiments"),
-    "sweep": ("genrelab.report:sweep_command", "queue (and run) a recipe's grid of DVC experiments"),
-    "compare": ("genrelab.compare:compare_command", "McNemar test of two experiments' track predictions"),
-    "audit-leakage": ("genrelab.audit:audit_command", "one setup under leaky vs honest splits: the gap"),
+    "report": ("genrelab.experiments.report:report_command", "results table (Markdown, CSV) and plots of the experiments"),
+    "sweep": ("genrelab.experiments.report:sweep_command", "queue (and run) a recipe's grid of DVC experiments"),
+    "compare": ("genrelab.experiments.compare:compare_command", "McNemar test of two experiments' track predictions"),
+    "audit-leakage": ("genrelab.experiments.audit:audit_command", "one setup under leaky vs honest splits: the gap"),
     "predict": ("genrelab.predict:predict_command", "predict the genre of audio files with a model bundle"),
-    "models": ("genrelab.embeddings.store:models_command", "list or fetch pretrained embedding models"),
+    "models": ("genrelab.embeddings.catalog:models_command", "list or fetch pretrained embedding models"),
     "demo": ("genrelab.webapp:demo_command", "web demo: upload or record audio, see its genre"),
 }
 

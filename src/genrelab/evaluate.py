@@ -1,4 +1,4 @@
-"""One ``evaluate()`` for every classifier: slice and track level, with uncertainty.
+"""The evaluate stage: one ``evaluate()`` for every classifier, slice and track level, with uncertainty.
 
 Track-level predictions aggregate a track's slices by majority vote and by mean
 probability. Metrics are numbers only (DVC diffs them); under a leaky split every metric is
@@ -8,11 +8,18 @@ nested under a ``leaky`` key so that it can never be mistaken for an honest one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["aggregate_tracks", "classification_metrics", "bootstrap_accuracy_ci", "evaluate", "confusion_png"]
+from genrelab.config import ConfigError
+
+if TYPE_CHECKING:
+    from genrelab.models import Bundle
+
+__all__ = ["aggregate_tracks", "classification_metrics", "bootstrap_accuracy_ci", "evaluate", "evaluate_bundle",
+           "confusion_png"]
 
 
 def aggregate_tracks(proba: np.ndarray, track_ids: np.ndarray) -> pd.DataFrame:
@@ -182,3 +189,55 @@ def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndar
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "test", n_boot: int = 1000,
+                    seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Evaluate every seed's model of a bundle on one split.
+
+    Returns
+    -------
+    metrics : dict
+        Means over seeds of every number of :func:`genrelab.evaluate.evaluate`, plus
+        ``over_seeds`` (std and best of slice and track accuracy) when there are several seeds.
+        Nested under ``leaky`` when the split was leaky.
+    slices, tracks : pd.DataFrame
+        Predictions of the first seed's model.
+    """
+    from genrelab.features import load_feature_split
+
+    fs = load_feature_split(features_dir, split)
+    if len(fs.meta) == 0:
+        raise ConfigError(f"evaluate: the {split} split holds no slices")
+    leaky = bundle.meta.get("split_method") == "leaky"
+    per_seed = []
+    first = None
+    for s, model in bundle.models.items():
+        m, slices, tracks = evaluate(model.predict_proba(fs), fs.y, fs.track_id, bundle.labels, leaky=False,
+                                     n_boot=n_boot, seed=seed)
+        per_seed.append(m)
+        if first is None:
+            first = (slices, tracks)
+    metrics = _mean_dicts(per_seed)
+    if len(per_seed) > 1:
+        track = np.array([m["track_mean"]["accuracy"] for m in per_seed])
+        sl = np.array([m["slice"]["accuracy"] for m in per_seed])
+        metrics["over_seeds"] = {"n_seeds": len(per_seed),
+                                 "track_accuracy_std": float(track.std(ddof=1)), "track_accuracy_best": float(track.max()),
+                                 "slice_accuracy_std": float(sl.std(ddof=1)), "slice_accuracy_best": float(sl.max())}
+    if leaky:
+        metrics = {"leaky": metrics}
+    assert first is not None
+    return metrics, first[0], first[1]
+
+
+def _mean_dicts(dicts: list[dict]) -> dict:
+    out: dict = {}
+    for key, value in dicts[0].items():
+        if isinstance(value, dict):
+            out[key] = _mean_dicts([d[key] for d in dicts])
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            out[key] = int(value)
+        else:
+            out[key] = float(np.mean([d[key] for d in dicts]))
+    return out

@@ -35,11 +35,11 @@ import pandas as pd
 from genrelab.config import ConfigError, from_mapping
 from genrelab.features import FeatureSet, SliceSettings, make_extractor
 from genrelab.io import AudioDecodeError, load_audio, write_text
-from genrelab.training import Bundle
+from genrelab.models import Bundle
 from genrelab.variants import VariantSettings
 
 __all__ = [
-    "AUDIO_EXTENSIONS", "AudioInputError", "FilePrediction", "Recipe", "bundle_recipe", "predict_file",
+    "AUDIO_EXTENSIONS", "AudioInputError", "FilePrediction", "InputRecipe", "bundle_recipe", "predict_file",
     "predict_paths", "iter_predictions", "collect_audio_files", "SLICE_WRITERS", "predict_command",
 ]
 
@@ -59,7 +59,7 @@ class AudioInputError(ValueError):
 
 # ------------------------------------------------------------------------------------- recipe
 @dataclass(frozen=True)
-class Recipe:
+class InputRecipe:
     """How a bundle turns audio into model input (validated from its ``bundle.json``).
 
     Attributes
@@ -87,7 +87,7 @@ class Recipe:
     n_features: int | None
 
 
-def bundle_recipe(bundle: Bundle) -> Recipe:
+def bundle_recipe(bundle: Bundle) -> InputRecipe:
     """Validate that ``bundle`` can classify new audio and build its preprocessing.
 
     Raises
@@ -96,7 +96,7 @@ def bundle_recipe(bundle: Bundle) -> Recipe:
         If the bundle lacks a section, or its variant reads oracle stems (the synthetic
         generator's ground truth, absent from new recordings).
     """
-    from genrelab.inference import make_variant_separator
+    from genrelab.variants import make_variant_separator
 
     params = bundle.meta.get("params", {})
     missing = [k for k in ("features", "variant", "slicing", "audio") if k not in params]
@@ -105,7 +105,7 @@ def bundle_recipe(bundle: Bundle) -> Recipe:
                           "with this version of genrelab")
     variant = from_mapping(VariantSettings, params["variant"], section="variant")
     names = bundle.meta.get("feature_names")
-    return Recipe(
+    return InputRecipe(
         sample_rate=int(params["audio"]["sample_rate"]), variant=variant,
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
         extractor=make_extractor(params["features"], models_dir=params.get("models", {}).get("dir")),
@@ -214,13 +214,13 @@ def _peak_db(y: np.ndarray) -> float:
 
 def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_duration_s: float | None = None,
                  silence_db: float = SILENCE_DB, name: str | None = None,
-                 recipe: Recipe | None = None) -> FilePrediction:
+                 recipe: InputRecipe | None = None) -> FilePrediction:
     """Classify one recording.
 
     Parameters
     ----------
     bundle : Bundle
-        From :func:`genrelab.training.load_bundle`.
+        From :func:`genrelab.models.load_bundle`.
     path : str or Path
         Audio file in any format :func:`genrelab.io.load_audio` decodes (wav, au, flac, ogg,
         mp3 ...), at any sample rate, mono or multichannel, of any length of at least one slice.
@@ -232,7 +232,7 @@ def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_durati
         Peak level in dBFS below which the recording (or a slice) is silent.
     name : str, optional
         What to call the file in the result (default: ``path``).
-    recipe : Recipe, optional
+    recipe : InputRecipe, optional
         :func:`bundle_recipe` of ``bundle``, to reuse over many files.
 
     Returns
@@ -269,7 +269,8 @@ def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_durati
     if duration < slicing.length_s:
         raise AudioInputError(f"too short: {duration:.2f} s of audio, the model needs at least one slice of "
                               f"{slicing.length_s:g} s")
-    from genrelab.inference import track_features, variant_audio
+    from genrelab.features import track_features
+    from genrelab.variants import variant_audio
 
     channels = variant_audio(y, sr, recipe.variant, separator=recipe.separator)
     feats = track_features(channels, sr, extractor=recipe.extractor, slicing=slicing)
@@ -429,7 +430,7 @@ def predict_command(argv: list[str]) -> int:
     """``genrelab predict FILES_OR_FOLDERS...``: the genre of each recording."""
     from tqdm.auto import tqdm
 
-    from genrelab.training import UntrustedBundleError, load_bundle
+    from genrelab.models import UntrustedBundleError, load_bundle
 
     p = argparse.ArgumentParser(
         prog="genrelab predict", description="Predict the genre of audio files with a trained model bundle.",

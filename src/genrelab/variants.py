@@ -14,8 +14,12 @@ of one separator only re-mixes stems (a sum), so it never re-runs separation.
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +27,8 @@ import pandas as pd
 from genrelab.config import ConfigError
 from genrelab.io import load_audio
 
-__all__ = ["VariantSettings", "SEPARATOR_STEMS", "load_variant", "stems_root", "separation_key", "separate_dataset"]
+__all__ = ["VariantSettings", "SEPARATOR_STEMS", "mix_channels", "load_variant", "stems_root", "separation_key",
+           "make_variant_separator", "variant_audio"]
 
 SEPARATOR_STEMS: dict[str, tuple[str, ...]] = {
     "none": ("mix",),
@@ -73,6 +78,30 @@ class VariantSettings:
         return len(self.channels)
 
 
+def mix_channels(variant: VariantSettings, stem: Callable[[str], np.ndarray]) -> np.ndarray:
+    """Sum each channel's stems: the one place where a variant's channels are made.
+
+    Parameters
+    ----------
+    variant : VariantSettings
+    stem : callable
+        ``stem(name) -> np.ndarray [shape=(n,)]``, the mono audio of one stem (``'mix'`` is
+        the original audio).
+
+    Returns
+    -------
+    channels : np.ndarray [shape=(n_channels, n)], float32
+        Stems of unequal length are cut to the shortest.
+    """
+    channels = []
+    for ch in variant.channels:
+        parts = [stem(s) for s in ch]
+        n = min(len(p) for p in parts)
+        channels.append(np.sum([p[:n] for p in parts], axis=0))
+    n = min(len(c) for c in channels)
+    return np.stack([c[:n] for c in channels]).astype(np.float32)
+
+
 def separation_key(separator: str, settings: dict | None) -> str:
     """Folder name of one separator's stems under given settings, e.g. ``hpss-1a2b3c4d``.
 
@@ -104,105 +133,6 @@ def stems_root(variant: VariantSettings, *, dataset_dir: Path, separated_dir: Pa
         return Path(dataset_dir) / "stems"
     settings = (separation or {}).get(variant.separator, {})
     return Path(separated_dir) / separation_key(variant.separator, settings)
-
-
-def separate_dataset(index: pd.DataFrame, *, separator: str, settings: dict, dataset_dir: Path,
-                     separated_dir: Path, sample_rate: int, progress: bool = True) -> dict:
-    """Separate every track once with ``separator``; resume where an earlier run stopped.
-
-    Parameters
-    ----------
-    index : pd.DataFrame
-        Dataset index.
-    separator : {'none', 'oracle', 'hpss', 'demucs'}
-        ``none`` and ``oracle`` need no computation.
-    settings : dict
-        The separator's settings (``separation.<separator>``).
-    dataset_dir, separated_dir : Path
-        Output of the prepare stage; this stage's (persistent) output folder.
-    sample_rate : int
-        Rate the stems are written at (Hz).
-
-    Returns
-    -------
-    summary : dict
-        Counts of computed, skipped (already done) and failed tracks.
-    """
-    from genrelab.datasets import resolve_path
-
-    separated_dir = Path(separated_dir)
-    separated_dir.mkdir(parents=True, exist_ok=True)
-    if separator in ("none", "oracle"):
-        return {"n_computed": 0, "n_skipped": 0, "n_failed": 0}
-    from genrelab.separation import make_separator, separate_tracks
-
-    out = separated_dir / separation_key(separator, settings)
-    sep = make_separator(separator, **settings)
-    tracks = [(str(t), resolve_path(dataset_dir, p)) for t, p in zip(index["track_id"], index["path"])]
-    table = separate_tracks(tracks, out, sep, sr=sample_rate, progress=progress)
-    per_track = table.groupby("track_id")["status"].first()
-    summary: dict = {"n_computed": int((per_track == "computed").sum()),
-                     "n_skipped": int((per_track == "skipped").sum()),
-                     "n_failed": int(per_track.str.startswith("failed").sum())}
-    if (Path(dataset_dir) / "stems").is_dir():
-        summary["quality"] = separation_quality(index, separator=separator, dataset_dir=Path(dataset_dir),
-                                                stems_dir=out, sample_rate=sample_rate, progress=progress)
-    return summary
-
-
-SEPARATED_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "hpss": {"harmonic": ("harmonic",), "percussive": ("percussive",)},
-    "demucs": {"harmonic": ("vocals", "other"), "percussive": ("drums", "bass")},
-}
-"""How each separator's stems estimate the harmonic (vocals + other) and percussive
-(drums + bass) parts of a track."""
-
-TRUE_PARTS = {"harmonic": ("vocals", "other"), "percussive": ("drums", "bass")}
-
-
-def separation_quality(index: pd.DataFrame, *, separator: str, dataset_dir: Path, stems_dir: Path,
-                       sample_rate: int, progress: bool = True) -> dict:
-    """SDR and SI-SDR of the separated harmonic and percussive parts against the true stems.
-
-    Only for datasets that know their true stems (``dataset_dir/stems/<track_id>/<stem>.flac``,
-    the built-in synthetic one): the true harmonic part is vocals + other, the percussive part
-    drums + bass.
-
-    Returns
-    -------
-    quality : dict
-        ``{part: {"sdr_db_mean", "sdr_db_median", "si_sdr_db_mean", "si_sdr_db_median"}}`` and
-        ``n_tracks``; numbers only.
-    """
-    from tqdm.auto import tqdm
-
-    from genrelab.separation.quality import sdr, si_sdr
-
-    def mix(folder: Path, stems: tuple[str, ...]) -> np.ndarray:
-        parts = [load_audio(folder / f"{s}.flac", sr=sample_rate)[0] for s in stems]
-        n = min(len(p) for p in parts)
-        return np.sum([p[:n] for p in parts], axis=0)
-
-    scores: dict[str, dict[str, list[float]]] = {p: {"sdr": [], "si_sdr": []} for p in TRUE_PARTS}
-    for track_id in tqdm(index["track_id"].astype(str), desc="separation quality", disable=not progress):
-        truth_dir, est_dir = Path(dataset_dir) / "stems" / track_id, Path(stems_dir) / track_id
-        if not (est_dir / "done.json").is_file() or not truth_dir.is_dir():
-            continue
-        for part, true_stems in TRUE_PARTS.items():
-            ref, est = mix(truth_dir, true_stems), mix(est_dir, SEPARATED_PARTS[separator][part])
-            n = min(len(ref), len(est))
-            scores[part]["sdr"].append(sdr(est[:n], ref[:n]))
-            scores[part]["si_sdr"].append(si_sdr(est[:n], ref[:n]))
-    out: dict = {"n_tracks": len(scores["harmonic"]["sdr"])}
-    for part, d in scores.items():
-        out[part] = {}
-        for key, values in d.items():
-            v = np.asarray(values, dtype=float)
-            v = v[np.isfinite(v)]
-            if v.size:  # metrics hold numbers only: no NaN for an empty set
-                out[part][f"{key}_db_mean"] = float(v.mean())
-                out[part][f"{key}_db_median"] = float(np.median(v))
-    return out
 
 
 def load_variant(track: pd.Series, variant: VariantSettings, *, dataset_dir: Path, separated_dir: Path,
@@ -243,10 +173,80 @@ def load_variant(track: pd.Series, variant: VariantSettings, *, dataset_dir: Pat
             cache[name] = load_audio(path, sr=sr, mono=True)[0]
         return cache[name]
 
-    channels = []
-    for ch in variant.channels:
-        parts = [stem(s) for s in ch]
-        n = min(len(p) for p in parts)
-        channels.append(np.sum([p[:n] for p in parts], axis=0))
-    n = min(len(c) for c in channels)
-    return np.stack([c[:n] for c in channels]).astype(np.float32)
+    return mix_channels(variant, stem)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_separator(name: str, settings_json: str):
+    from genrelab.separation import make_separator
+
+    return make_separator(name, **json.loads(settings_json))
+
+
+def make_variant_separator(variant: VariantSettings, separation: dict[str, Any] | None):
+    """The separator a variant needs, built from the ``separation`` section (cached).
+
+    Parameters
+    ----------
+    variant : VariantSettings
+    separation : dict, optional
+        The ``separation`` params section; ``separation[variant.separator]`` are the settings
+        the separate stage used.
+
+    Returns
+    -------
+    separator : object with ``separate(y, sr) -> dict[str, np.ndarray]``, or None
+        ``None`` for ``separator: none`` (the mix needs no separation).
+
+    Raises
+    ------
+    ConfigError
+        For ``oracle`` variants: their stems are the synthetic generator's ground truth, which
+        a new recording does not have.
+    """
+    if variant.separator == "none":
+        return None
+    if variant.separator == "oracle":
+        raise ConfigError(
+            f"variant {variant.name!r} reads the generator's true stems (separator: oracle), which exist only for "
+            "the synthetic dataset; a model trained on it cannot classify new audio. Train on a variant with "
+            "separator none, hpss or demucs (e.g. dvc exp run -S variant=normal)")
+    settings = dict((separation or {}).get(variant.separator) or {})
+    return _cached_separator(variant.separator, json.dumps(settings, sort_keys=True, default=str))
+
+
+def variant_audio(y: np.ndarray, sr: int, variant: VariantSettings, *, separator=None) -> np.ndarray:
+    """The channels of ``variant`` for one mono signal.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Mono audio at ``sr``.
+    sr : int > 0
+        Sample rate in Hz.
+    variant : VariantSettings
+    separator : object, optional
+        From :func:`make_variant_separator`; required when a channel uses a stem other than
+        ``mix``.
+
+    Returns
+    -------
+    channels : np.ndarray [shape=(n_channels, n)], float32
+        Each channel is the sum of its stems (as :func:`genrelab.variants.load_variant`).
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"y must be mono with shape (n,), got shape {y.shape}; mix it down first")
+    stems: dict[str, np.ndarray] = {"mix": y}
+    needed = {s for ch in variant.channels for s in ch} - {"mix"}
+    if needed:
+        if separator is None:
+            raise ValueError(f"variant {variant.name!r} needs stems {sorted(needed)}; pass its separator "
+                             "(make_variant_separator(variant, params['separation']))")
+        out = separator.separate(y, sr)
+        missing = sorted(needed - set(out))
+        if missing:
+            raise ValueError(f"separator {type(separator).__name__} returned stems {sorted(out)}, "
+                             f"not {missing} that variant {variant.name!r} needs")
+        stems.update({k: np.asarray(v, dtype=np.float32) for k, v in out.items()})
+    return mix_channels(variant, stems.__getitem__)

@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from genrelab.predict import AUDIO_EXTENSIONS, AudioInputError, bundle_recipe, predict_file
-from genrelab.training import Bundle
+from genrelab.models import Bundle
 
 __all__ = ["DemoServer", "make_server", "ROUTES", "PAGE", "demo_command"]
 
@@ -61,7 +61,7 @@ class DemoServer(http.server.ThreadingHTTPServer):
     address : (str, int)
         Host and port; port 0 picks a free one (see ``server_address`` afterwards).
     bundle : Bundle
-        From :func:`genrelab.training.load_bundle`.
+        From :func:`genrelab.models.load_bundle`.
     max_bytes : int > 0
         Largest accepted upload in bytes.
     max_duration_s : float > 0
@@ -276,7 +276,7 @@ def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, ma
 def demo_command(argv: list[str]) -> int:
     """``genrelab demo``: serve the web demo until Ctrl-C."""
     from genrelab.config import ConfigError
-    from genrelab.training import UntrustedBundleError, load_bundle
+    from genrelab.models import UntrustedBundleError, load_bundle
 
     p = argparse.ArgumentParser(prog="genrelab demo", description="Web demo: upload or record audio, see its genre.")
     p.add_argument("--model", default="data/model", help="model bundle folder (default: %(default)s)")

@@ -1,6 +1,6 @@
 """Pretrained audio embeddings with essentia-tensorflow, and a store for the model files.
 
-* :mod:`~genrelab.embeddings.store` -- the registry of Essentia models (URLs, node names,
+* :mod:`~genrelab.embeddings.catalog` -- the registry of Essentia models (URLs, node names,
   patching), ``model_path``/``fetch``, and ``genrelab models list|fetch``;
 * :mod:`~genrelab.embeddings.essentia_models` -- ``EmbeddingExtractor``, ``GenreHead``,
   ``pool`` and ``embed_tracks``;
@@ -18,10 +18,10 @@ from genrelab.embeddings.essentia_models import (
     embed_tracks,
     pool,
 )
-from genrelab.embeddings.store import (
+from genrelab.embeddings.catalog import (
     MODELS,
     MissingModelError,
-    ModelSpec,
+    EssentiaModelSpec,
     UnknownModelError,
     fetch,
     get_spec,
@@ -39,7 +39,7 @@ __all__ = [
     "pool",
     "MODELS",
     "MissingModelError",
-    "ModelSpec",
+    "EssentiaModelSpec",
     "UnknownModelError",
     "fetch",
     "get_spec",

@@ -56,7 +56,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from genrelab.embeddings.patching import min_samples, patch_times
-from genrelab.embeddings.store import MissingModelError, ModelSpec, get_spec, model_path
+from genrelab.embeddings.catalog import MissingModelError, EssentiaModelSpec, get_spec, model_path
 from genrelab.io import read_json
 
 __all__ = [
@@ -242,7 +242,7 @@ BACKENDS: dict[bool, type] = {True: _SubprocessBackend, False: _InProcessBackend
 # --------------------------------------------------------------------------------------
 # shared plumbing
 # --------------------------------------------------------------------------------------
-def _resolve_graph(spec: ModelSpec, models_dir: str | os.PathLike | None,
+def _resolve_graph(spec: EssentiaModelSpec, models_dir: str | os.PathLike | None,
                    graph_path: str | os.PathLike | None) -> Path:
     if graph_path is not None:
         path = Path(graph_path)
@@ -346,7 +346,7 @@ class EmbeddingExtractor(_EssentiaModel):
     name : str
         A registered model of kind ``"embedding"`` (``msd-musicnn-1``, ``audioset-vggish-3``,
         ``discogs-effnet-bs64-1`` ...) or ``"classifier"`` (then the "embeddings" are the
-        per-patch class probabilities). See :func:`genrelab.embeddings.store.list_models`.
+        per-patch class probabilities). See :func:`genrelab.embeddings.catalog.list_models`.
     models_dir : str or PathLike, optional
         Folder holding ``<name>.pb``. Either this or ``graph_path`` is required.
     graph_path : str or PathLike, optional
@@ -378,7 +378,7 @@ class EmbeddingExtractor(_EssentiaModel):
 
     Attributes
     ----------
-    spec : ModelSpec
+    spec : EssentiaModelSpec
         Registry entry.
     graph : Path
         Loaded graph file.

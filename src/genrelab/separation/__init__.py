@@ -59,6 +59,8 @@ __all__ = [
     "sdr",
     "separate_tracks",
     "si_sdr",
+    "separate_dataset",
+    "separation_quality",
 ]
 
 logger = logging.getLogger(__name__)
@@ -323,3 +325,6 @@ def separate_tracks(
         bar.close()
     logger.info("separation: %d computed, %d skipped, %d failed", counts["computed"], counts["skipped"], counts["failed"])
     return pd.DataFrame(rows, columns=["track_id", "stem", "path", "status", "reason"])
+
+
+from genrelab.separation.dataset import separate_dataset, separation_quality  # noqa: E402  (uses separate_tracks)

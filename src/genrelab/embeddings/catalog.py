@@ -1,6 +1,6 @@
 """A registry of Essentia's pretrained TensorFlow models, and a local store for their files.
 
-Every model the project knows is one :class:`ModelSpec` in :data:`MODELS`: where Essentia
+Every model the project knows is one :class:`EssentiaModelSpec` in :data:`MODELS`: where Essentia
 publishes it (``https://essentia.upf.edu/models/...``), which Essentia algorithm runs it,
 the sample rate and patching it expects, and the graph's input and output node names.
 The files live flat in one folder (``models_dir``), under the published file names
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASE_URL",
-    "ModelSpec",
+    "EssentiaModelSpec",
     "MODELS",
     "KINDS",
     "MissingModelError",
@@ -72,7 +72,7 @@ KINDS: dict[str, str] = {
     "classifier": "audio -> patch-level class probabilities (legacy whole-audio classifier)",
     "head": "embeddings -> class probabilities (classification head, TensorflowPredict2D)",
 }
-"""What each ``ModelSpec.kind`` takes and returns."""
+"""What each ``EssentiaModelSpec.kind`` takes and returns."""
 
 
 class UnknownModelError(KeyError):
@@ -90,7 +90,7 @@ class MissingModelError(FileNotFoundError):
 
 
 @dataclass(frozen=True)
-class ModelSpec:
+class EssentiaModelSpec:
     """Everything needed to find, download and run one Essentia model.
 
     Attributes
@@ -220,7 +220,7 @@ TZANETAKIS_CLASSES = ("blu", "cla", "cou", "dis", "hip", "jaz", "met", "pop", "r
 """Output order of Essentia's ``genre_tzanetakis`` models (GTZAN genres, abbreviated)."""
 
 
-def _specs() -> dict[str, ModelSpec]:
+def _specs() -> dict[str, EssentiaModelSpec]:
     fe, ch, legacy = f"{BASE_URL}/feature-extractors", f"{BASE_URL}/classification-heads", f"{BASE_URL}/classifiers"
 
     def urls(folder: str, name: str) -> dict[str, str]:
@@ -228,50 +228,50 @@ def _specs() -> dict[str, ModelSpec]:
 
     specs = [
         # ---- embedding models (feature extractors) --------------------------------
-        ModelSpec(name="msd-musicnn-1", kind="embedding", **_MUSICNN, **urls(f"{fe}/musicnn", "msd-musicnn-1"),
+        EssentiaModelSpec(name="msd-musicnn-1", kind="embedding", **_MUSICNN, **urls(f"{fe}/musicnn", "msd-musicnn-1"),
                   output_node="model/dense/BiasAdd", output_dim=200, classes=MSD_TAGS,
                   description="MusiCNN trained on the Million Song Dataset (50 tags); 200-d embeddings"),
-        ModelSpec(name="mtt-musicnn-1", kind="embedding", **_MUSICNN,
+        EssentiaModelSpec(name="mtt-musicnn-1", kind="embedding", **_MUSICNN,
                   **urls(f"{BASE_URL}/autotagging/mtt", "mtt-musicnn-1"),
                   output_node="model/dense/BiasAdd", output_dim=200, classes=MTT_TAGS,
                   description="MusiCNN trained on MagnaTagATune (50 tags); 200-d embeddings"),
-        ModelSpec(name="msd-musicnn-frozen", kind="embedding", **_MUSICNN, url=None, json_url=None,
+        EssentiaModelSpec(name="msd-musicnn-frozen", kind="embedding", **_MUSICNN, url=None, json_url=None,
                   sha1="3d31c7c6e2336a9e56d615f681a06c653c698582",
                   output_node="model/batch_normalization_10/batchnorm/add_1", output_dim=200, classes=MSD_TAGS,
                   description="local stand-in for msd-musicnn-1: the musicnn 0.1.0 MSD_musicnn checkpoint "
                               "frozen to a graph (shared/models/musicnn); 200-d penultimate layer"),
-        ModelSpec(name="audioset-vggish-3", kind="embedding", **_VGGISH,
+        EssentiaModelSpec(name="audioset-vggish-3", kind="embedding", **_VGGISH,
                   **urls(f"{fe}/vggish", "audioset-vggish-3"),
                   output_node="model/vggish/embeddings", output_dim=128,
                   description="VGGish (AudioSet / YouTube-8M); 128-d embeddings per 0.96 s patch"),
-        ModelSpec(name="discogs-effnet-bs64-1", kind="embedding", **_EFFNET,
+        EssentiaModelSpec(name="discogs-effnet-bs64-1", kind="embedding", **_EFFNET,
                   **urls(f"{fe}/discogs-effnet", "discogs-effnet-bs64-1"),
                   output_node="PartitionedCall:1", output_dim=1280, tags_node="PartitionedCall:0",
                   description="EfficientNet-B0 trained on 400 Discogs styles; 1280-d embeddings; "
                               "fixed batch of 64 patches"),
         # ---- legacy whole-audio genre classifiers ---------------------------------
-        ModelSpec(name="genre_tzanetakis-musicnn-msd-1", kind="classifier", **{**_MUSICNN, "tags_node": None},
+        EssentiaModelSpec(name="genre_tzanetakis-musicnn-msd-1", kind="classifier", **{**_MUSICNN, "tags_node": None},
                   **urls(f"{legacy}/genre_tzanetakis", "genre_tzanetakis-musicnn-msd-1"),
                   output_node="model/Softmax", output_dim=10, classes=TZANETAKIS_CLASSES,
                   description="legacy GTZAN genre classifier: MusiCNN (MSD) body + softmax, takes audio"),
-        ModelSpec(name="genre_tzanetakis-vggish-audioset-1", kind="classifier", **_VGGISH,
+        EssentiaModelSpec(name="genre_tzanetakis-vggish-audioset-1", kind="classifier", **_VGGISH,
                   **urls(f"{legacy}/genre_tzanetakis", "genre_tzanetakis-vggish-audioset-1"),
                   output_node="model/Softmax", output_dim=10, classes=TZANETAKIS_CLASSES,
                   description="legacy GTZAN genre classifier: VGGish body + softmax, takes audio (288 MB)"),
         # ---- classification heads (embeddings -> probabilities) -------------------
-        ModelSpec(name="genre_tzanetakis-msd-musicnn-1", kind="head", **_HEAD,
+        EssentiaModelSpec(name="genre_tzanetakis-msd-musicnn-1", kind="head", **_HEAD,
                   **urls(f"{ch}/genre_tzanetakis", "genre_tzanetakis-msd-musicnn-1"),
                   output_dim=10, input_dim=200, upstream="msd-musicnn-1", classes=TZANETAKIS_CLASSES,
                   description="GTZAN genre head on msd-musicnn-1 embeddings (model/dense/BiasAdd)"),
-        ModelSpec(name="genre_tzanetakis-audioset-vggish-1", kind="head", **_HEAD,
+        EssentiaModelSpec(name="genre_tzanetakis-audioset-vggish-1", kind="head", **_HEAD,
                   **urls(f"{ch}/genre_tzanetakis", "genre_tzanetakis-audioset-vggish-1"),
                   output_dim=10, input_dim=128, upstream="audioset-vggish-3", classes=TZANETAKIS_CLASSES,
                   description="GTZAN genre head on audioset-vggish-3 embeddings"),
-        ModelSpec(name="genre_tzanetakis-discogs-effnet-1", kind="head", **_HEAD,
+        EssentiaModelSpec(name="genre_tzanetakis-discogs-effnet-1", kind="head", **_HEAD,
                   **urls(f"{ch}/genre_tzanetakis", "genre_tzanetakis-discogs-effnet-1"),
                   output_dim=10, input_dim=1280, upstream="discogs-effnet-bs64-1", classes=TZANETAKIS_CLASSES,
                   description="GTZAN genre head on discogs-effnet-bs64-1 embeddings"),
-        ModelSpec(name="genre_discogs400-discogs-effnet-1", kind="head", algorithm="TensorflowPredict2D",
+        EssentiaModelSpec(name="genre_discogs400-discogs-effnet-1", kind="head", algorithm="TensorflowPredict2D",
                   **urls(f"{ch}/genre_discogs400", "genre_discogs400-discogs-effnet-1"),
                   input_node="serving_default_model_Placeholder", output_node="PartitionedCall:0",
                   output_dim=400, input_dim=1280, upstream="discogs-effnet-bs64-1",
@@ -281,11 +281,11 @@ def _specs() -> dict[str, ModelSpec]:
     return {s.name: s for s in specs}
 
 
-MODELS: dict[str, ModelSpec] = _specs()
+MODELS: dict[str, EssentiaModelSpec] = _specs()
 """Every known model, by name."""
 
 
-def get_spec(name: str) -> ModelSpec:
+def get_spec(name: str) -> EssentiaModelSpec:
     """Look a model up in :data:`MODELS`.
 
     Raises
@@ -336,7 +336,7 @@ def list_models(*, kind: str | None = None, models_dir: str | os.PathLike | None
 # --------------------------------------------------------------------------------------
 # local files
 # --------------------------------------------------------------------------------------
-def _missing_message(spec: ModelSpec, models_dir: Path) -> str:
+def _missing_message(spec: EssentiaModelSpec, models_dir: Path) -> str:
     where = models_dir.resolve()
     if spec.url is None:
         how = (f"it is not published anywhere; copy it from the machine that has it "
@@ -413,7 +413,7 @@ def _record(models_dir: Path, filename: str, sha1: str) -> None:
         write_json(models_dir / CHECKSUMS_FILE, dict(sorted(sums.items())))
 
 
-def _expected_sha1(spec: ModelSpec, filename: str, models_dir: Path) -> str | None:
+def _expected_sha1(spec: EssentiaModelSpec, filename: str, models_dir: Path) -> str | None:
     if filename == spec.filename and spec.sha1:
         return spec.sha1
     return recorded_checksums(models_dir).get(filename)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from genrelab.config import ConfigError, compose
-from genrelab.report import (
+from genrelab.experiments.report import (
     DvcError,
     Experiment,
     collect_experiments,

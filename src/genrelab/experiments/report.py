@@ -253,7 +253,7 @@ def parse_exp_show(data: Sequence[Mapping], *, commits: bool = True,
     commits : bool
         Report baseline commits that hold metrics, as well as experiments.
     workspace : bool
-        Report the workspace too (its results are not in any commit, so :mod:`genrelab.compare`
+        Report the workspace too (its results are not in any commit, so :mod:`genrelab.experiments.compare`
         cannot reread them later).
 
     Returns

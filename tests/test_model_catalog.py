@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from genrelab.download import DownloadError
-from genrelab.embeddings.store import (
+from genrelab.embeddings.catalog import (
     MODELS,
     MissingModelError,
-    ModelSpec,
+    EssentiaModelSpec,
     UnknownModelError,
     fetch,
     get_spec,
@@ -38,8 +38,8 @@ REQUIRED = [
 ]
 
 
-def _fake_spec(server: FixtureServer, *, sha1: str | None) -> ModelSpec:
-    return ModelSpec(name="fake-model-1", kind="embedding", algorithm="TensorflowPredictMusiCNN",
+def _fake_spec(server: FixtureServer, *, sha1: str | None) -> EssentiaModelSpec:
+    return EssentiaModelSpec(name="fake-model-1", kind="embedding", algorithm="TensorflowPredictMusiCNN",
                      url=server.url("/fe/fake-model-1.pb"), json_url=server.url("/fe/fake-model-1.json"),
                      input_node="model/Placeholder", output_node="model/dense/BiasAdd", output_dim=200,
                      description="test double", sha1=sha1)
@@ -160,7 +160,7 @@ def test_importing_the_package_loads_neither_essentia_nor_tensorflow():
     import subprocess
     import sys
 
-    code = ("import sys, genrelab.embeddings, genrelab.embeddings.store; "
+    code = ("import sys, genrelab.embeddings, genrelab.embeddings.catalog; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('essentia', 'tensorflow')]; "
             "assert not bad, bad")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

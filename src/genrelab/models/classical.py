@@ -1,20 +1,10 @@
-"""Model registry: every classifier, classical or deep, behind one interface.
+"""Classical models: scikit-learn pipelines (scaling, optional PCA, classifier) on summary vectors.
 
-``MODELS`` maps the ``model.name`` choice to a :class:`ModelSpec`: which input it reads
-(``vector`` = the summary features ``X``; ``frames`` = the time-frequency slices ``S``), its
-settings dataclass, and a builder. Every built model has
-
-* ``fit(train, valid) -> self`` on :class:`genrelab.features.FeatureSet` objects,
-* ``predict_proba(features) -> np.ndarray [shape=(n_slices, n_classes)]``,
-* ``save(folder)`` and the spec's ``load(folder)``.
-
-Classical models are scikit-learn pipelines (scaling, optional PCA, classifier); the
-grid-searched SVM searches on training data only with track-grouped cross-validation.
+The grid-searched SVM searches on training data only, with grouped cross-validation.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,91 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from genrelab.config import ConfigError, from_mapping, require_choice
+from genrelab.config import ConfigError, require_choice
 
-__all__ = ["ModelSpec", "MODELS", "register", "build_model", "load_model", "SklearnModel"]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A registry entry.
-
-    Attributes
-    ----------
-    name : str
-    input : {'vector', 'frames'}
-        Which features the model reads.
-    settings : type
-        Dataclass of the model's settings (the ``model`` section minus ``name``).
-    build : callable
-        ``build(settings, *, n_classes, input_shape, seed, device) -> model``; heavy imports
-        (torch models, hmmlearn) happen inside it, so the registry itself stays cheap.
-    load : callable
-        ``load(folder) -> model``.
-    """
-
-    name: str
-    input: str
-    settings: type
-    build: Callable[..., Any]
-    load: Callable[..., Any]
+__all__ = ["SVMSettings", "SVMGridSettings", "RFSettings", "GBDTSettings", "LogRegSettings", "MLPSettings",
+           "CLASSICAL_SETTINGS", "SklearnModel", "build_sklearn", "load_sklearn"]
 
 
-MODELS: dict[str, ModelSpec] = {}
-
-
-def register(spec: ModelSpec) -> ModelSpec:
-    """Add ``spec`` to :data:`MODELS` (names are unique)."""
-    if spec.name in MODELS:
-        raise ValueError(f"model {spec.name!r} is registered twice")
-    MODELS[spec.name] = spec
-    return spec
-
-
-def _split_settings(settings: dict[str, Any]) -> tuple[ModelSpec, Any]:
-    name = settings.get("name")
-    require_choice("model.name", name, MODELS)
-    spec = MODELS[name]
-    rest = {k: v for k, v in settings.items() if k != "name"}
-    return spec, from_mapping(spec.settings, rest, section="model")
-
-
-def build_model(settings: dict[str, Any], *, n_classes: int, input_shape: tuple[int, ...], seed: int,
-                device: str = "auto"):
-    """Build the model named ``settings['name']`` (validated) ready to ``fit``.
-
-    Parameters
-    ----------
-    settings : dict
-        The ``model`` section of ``params.yaml``.
-    n_classes : int
-        Number of genres.
-    input_shape : tuple of int
-        Shape of one example: ``(n_features,)`` for vector models, ``(n_bins, n_frames)`` or
-        ``(n_channels, n_bins, n_frames)`` for frame models.
-    seed : int
-        Seed of every random choice in the model and its training.
-    device : str
-        ``'auto'`` (CUDA when present), ``'cpu'`` or ``'cuda'``; used by torch models.
-    """
-    spec, typed = _split_settings(settings)
-    return spec.build(typed, n_classes=n_classes, input_shape=tuple(input_shape), seed=seed,
-                                 device=device)
-
-
-def model_input(settings: dict[str, Any]) -> str:
-    """``'vector'`` or ``'frames'``: which features the configured model reads."""
-    spec, _ = _split_settings(settings)
-    return spec.input
-
-
-def load_model(name: str, folder: str | Path):
-    """Load a model saved by its ``save(folder)``."""
-    require_choice("model.name", name, MODELS)
-    return MODELS[name].load(Path(folder))
-
-
-# ----------------------------------------------------------------------------- classical models
 def _check_pca(pca: float | int | None) -> None:
     if pca is not None and not (0 < pca < 1 or (isinstance(pca, int) and pca >= 1)):
         raise ConfigError(f"model.pca: a variance fraction in (0, 1), a component count >= 1, or null; got {pca}")
@@ -338,108 +249,6 @@ def load_sklearn(folder: Path) -> SklearnModel:
                         pipeline=d["pipeline"], report=d["report"])
 
 
-for _name, _settings in {"svm": SVMSettings, "svm_grid": SVMGridSettings, "rf": RFSettings, "gbdt": GBDTSettings,
-                         "logreg": LogRegSettings, "mlp": MLPSettings}.items():
-    register(ModelSpec(_name, "vector", _settings, functools.partial(build_sklearn, name=_name), load_sklearn))
-
-
-# ------------------------------------------------------------------------- deep and HMM models
-@dataclass(frozen=True)
-class DeepSettings:
-    """Settings of a torch model: ``net`` hyperparameters, ``train`` loop settings, ``augment``.
-
-    Validated in depth by :mod:`genrelab.deep` (unknown hyperparameters and impossible values
-    raise with the valid names).
-    """
-
-    net: dict = field(default_factory=dict)
-    train: dict = field(default_factory=dict)
-    augment: dict | None = None
-
-
-@dataclass(frozen=True)
-class HMMSettings:
-    """Per-genre Gaussian HMMs on MFCC frame sequences (hmmlearn)."""
-
-    n_components: int = 4
-    covariance_type: str = "diag"
-    n_iter: int = 20
-    tol: float = 0.01
-    min_covar: float = 0.001
-    standardize: bool = True
-    likelihood: str = "total"
-    batch_size: int = 256
-
-    def __post_init__(self) -> None:
-        if self.n_components < 1 or self.n_iter < 1:
-            raise ConfigError("model.n_components and model.n_iter must be >= 1")
-        require_choice("model.covariance_type", self.covariance_type, ("diag", "full", "tied"))
-        require_choice("model.likelihood", self.likelihood, ("total", "per_frame"))
-
-
-@dataclass
-class FrameModel:
-    """Adapter: a :mod:`genrelab.deep` estimator on the ``S`` frames of feature sets.
-
-    Training uses the valid split for early stopping (it is track-disjoint from train and test).
-    """
-
-    name: str
-    estimator: Any
-    report: dict = field(default_factory=dict)
-    input: str = "frames"
-
-    def fit(self, train, valid=None) -> FrameModel:
-        has_valid = valid is not None and valid.S is not None and len(valid.meta) > 0
-        self.estimator.fit(train.S, train.y, S_valid=valid.S if has_valid else None,
-                           y_valid=valid.y if has_valid else None)
-        result = getattr(self.estimator, "result_", None)
-        if result is not None:
-            for key, value in result.to_dict().items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.report[key] = float(value)
-        return self
-
-    def predict_proba(self, features) -> np.ndarray:
-        if features.S is None:
-            raise ConfigError(f"model {self.name!r} reads frames; these features have none")
-        return np.asarray(self.estimator.predict_proba(features.S), dtype=np.float64)
-
-    def save(self, folder: str | Path) -> None:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        self.estimator.save(folder)
-        from genrelab.io import write_json
-
-        write_json(Path(folder) / "adapter.json", {"name": self.name})
-
-
-def _deep_builder(name: str) -> Callable[..., FrameModel]:
-    def build(settings: Any, *, n_classes: int, input_shape: tuple[int, ...], seed: int,
-              device: str = "auto") -> FrameModel:
-        from dataclasses import asdict
-
-        from genrelab.deep.registry import make_deep_model
-
-        params = {k: v for k, v in asdict(settings).items() if v is not None}
-        try:
-            est = make_deep_model(name, params, n_classes=n_classes, input_shape=input_shape, seed=seed,
-                                  device=device)
-        except ValueError as exc:
-            raise ConfigError(f"model: {exc}") from exc
-        return FrameModel(name=name, estimator=est)
-
-    return build
-
-
-def load_frame_model(folder: Path) -> FrameModel:
-    """Load a saved deep/HMM model (torch weights are loaded weights-only; HMMs from npz)."""
-    from genrelab.deep.registry import load_deep_model
-    from genrelab.io import read_json
-
-    name = read_json(Path(folder) / "adapter.json")["name"]
-    return FrameModel(name=name, estimator=load_deep_model(folder))
-
-
-for _name in ("cnn", "crnn1d", "crnn2d", "rnn", "two_branch", "hmm"):
-    register(ModelSpec(_name, "frames", HMMSettings if _name == "hmm" else DeepSettings, _deep_builder(_name),
-                       load_frame_model))
+CLASSICAL_SETTINGS: dict[str, type] = {"svm": SVMSettings, "svm_grid": SVMGridSettings, "rf": RFSettings,
+                                       "gbdt": GBDTSettings, "logreg": LogRegSettings, "mlp": MLPSettings}
+"""Settings class of every classical model, by ``model.name``."""

@@ -1,4 +1,4 @@
-"""Slicing and per-slice features: MFCC, log-mel, and the classic GTZAN descriptor table.
+"""Per-slice feature extractors: MFCC, log-mel, the classic GTZAN descriptors, embeddings.
 
 Every extractor maps a batch of equal-length slices to
 
@@ -7,90 +7,22 @@ Every extractor maps a batch of equal-length slices to
 * ``frames`` : np.ndarray [shape=(n_slices, n_bins, n_frames)] or None, the time-frequency
   representation the deep models read.
 
-Extractors live in the :data:`FEATURES` registry. A feature set is written per split as a few
-files (``<split>/X.npy``, ``<split>/S.npy``, ``<split>/meta.csv``) plus ``info.json``, never one
-file per clip.
+Extractors live in the :data:`FEATURES` registry and are built by :func:`make_extractor`.
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from genrelab.config import ConfigError, from_mapping, require_choice
 
-__all__ = [
-    "SliceSettings", "slice_signal", "FEATURES", "make_extractor", "MFCCFeatures", "MelFeatures",
-    "ClassicFeatures", "KAGGLE_COLUMNS", "FeatureBatch", "FeatureSet", "load_feature_split",
-]
-
-log = logging.getLogger(__name__)
+__all__ = ["FeatureBatch", "STATS", "MFCCFeatures", "MelFeatures", "KAGGLE_COLUMNS", "ClassicFeatures",
+           "EMBEDDING_MODELS", "EmbeddingFeatures", "TableFeatures", "FEATURES", "make_extractor", "settings_dict"]
 
 
-# --------------------------------------------------------------------------------------- slicing
-@dataclass(frozen=True)
-class SliceSettings:
-    """Settings of the ``slicing`` section.
-
-    Attributes
-    ----------
-    length_s : float > 0
-        Slice length in seconds.
-    overlap : float in [0, 1)
-        Fraction of a slice shared with the next one.
-    """
-
-    length_s: float = 3.0
-    overlap: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not self.length_s > 0:
-            raise ConfigError(f"slicing.length_s: must be positive, got {self.length_s}")
-        if not 0 <= self.overlap < 1:
-            raise ConfigError(f"slicing.overlap: must be in [0, 1), got {self.overlap}")
-
-    def hop_s(self) -> float:
-        return self.length_s * (1.0 - self.overlap)
-
-
-def slice_signal(y: np.ndarray, sr: int, settings: SliceSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Cut a signal into equal slices; a trailing remainder shorter than a slice is dropped.
-
-    Parameters
-    ----------
-    y : np.ndarray [shape=(..., n)]
-        Audio (any leading channel axes).
-    sr : int > 0
-        Sample rate in Hz.
-    settings : SliceSettings
-
-    Returns
-    -------
-    slices : np.ndarray [shape=(n_slices, ..., length)]
-    starts_s : np.ndarray [shape=(n_slices,)]
-        Start time of each slice in seconds.
-
-    Raises
-    ------
-    ValueError
-        If the signal is shorter than one slice.
-    """
-    length = int(round(settings.length_s * sr))
-    hop = max(1, int(round(settings.hop_s() * sr)))
-    n = y.shape[-1]
-    if n < length:
-        raise ValueError(f"signal of {n / sr:.2f} s is shorter than one slice of {settings.length_s} s")
-    starts = np.arange(0, n - length + 1, hop)
-    slices = np.stack([y[..., s:s + length] for s in starts])
-    return slices, starts / float(sr)
-
-
-# ------------------------------------------------------------------------------------ extractors
 @dataclass
 class FeatureBatch:
     """Features of a batch of slices (see the module docstring for shapes)."""
@@ -280,7 +212,7 @@ class EmbeddingFeatures:
         require_choice("features.pooling", self.pooling, ("none", "mean", "max", "meanstd"))
         if self.model is None:
             object.__setattr__(self, "model", EMBEDDING_MODELS[self.name])
-        from genrelab.embeddings.store import get_spec
+        from genrelab.embeddings.catalog import get_spec
 
         try:
             get_spec(self.model)
@@ -288,7 +220,7 @@ class EmbeddingFeatures:
             raise ConfigError(f"features.model: {exc}") from exc
 
     def names(self) -> list[str]:
-        from genrelab.embeddings.store import get_spec
+        from genrelab.embeddings.catalog import get_spec
 
         dim = int(get_spec(self.model).output_dim)
         stats = ["mean", "std"] if self.pooling == "meanstd" else [self.pooling if self.pooling != "none" else "patch"]
@@ -376,207 +308,6 @@ def make_extractor(settings: dict[str, Any], *, models_dir: str | None = None):
     return from_mapping(FEATURES[name], settings, section="features")
 
 
-# ---------------------------------------------------------------------------------- feature sets
-@dataclass
-class FeatureSet:
-    """Features of one split, as the train and evaluate stages read them.
-
-    Attributes
-    ----------
-    X : np.ndarray [shape=(n_slices, n_features)]
-    S : np.ndarray [shape=(n_slices, n_bins, n_frames) or (n_slices, n_channels, n_bins, n_frames)] or None
-        Memory-mapped when read from disk.
-    meta : pd.DataFrame
-        ``track_id, slice_idx, start_s, label, genre`` per slice.
-    info : dict
-        ``labels`` (class names), ``feature_names`` and the settings used.
-    """
-
-    X: np.ndarray
-    S: np.ndarray | None
-    meta: pd.DataFrame
-    info: dict = field(default_factory=dict)
-
-    @property
-    def y(self) -> np.ndarray:
-        return self.meta["label"].to_numpy(dtype=np.int64)
-
-    @property
-    def track_id(self) -> np.ndarray:
-        return self.meta["track_id"].astype(str).to_numpy()
-
-
-def load_feature_split(features_dir: str | Path, split: str, *, mmap: bool = True) -> FeatureSet:
-    """Read one split written by the features stage.
-
-    Parameters
-    ----------
-    features_dir : path
-        The features stage's output folder.
-    split : {'train', 'valid', 'test'}
-    mmap : bool
-        Memory-map ``S`` instead of reading it into memory.
-    """
-    from genrelab.io import read_json
-
-    root = Path(features_dir)
-    folder = root / split
-    if not (folder / "meta.csv").is_file():
-        raise FileNotFoundError(f"{folder}: no features for split {split!r}; run the 'features' stage")
-    info = read_json(root / "info.json")
-    meta = pd.read_csv(folder / "meta.csv", dtype={"track_id": str, "genre": str})
-    X = np.load(folder / "X.npy")
-    S = np.load(folder / "S.npy", mmap_mode="r" if mmap else None) if (folder / "S.npy").is_file() else None
-    return FeatureSet(X=X, S=S, meta=meta, info=info)
-
-
 def settings_dict(obj: Any) -> dict:
     """Plain dict of a settings dataclass (for ``info.json``)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(obj).items()}
-
-
-
-def extract_dataset(
-    index: pd.DataFrame,
-    split_table: pd.DataFrame,
-    *,
-    extractor,
-    variant,
-    slicing: SliceSettings,
-    sample_rate: int,
-    dataset_dir: Path,
-    separated_dir: Path,
-    out_dir: Path,
-    separation: dict | None = None,
-    leaky_fractions: dict | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Slice every track of the split table, extract features, write one feature set per split.
-
-    Parameters
-    ----------
-    index : pd.DataFrame
-        Dataset index (``track_id``, ``genre``, ``path``, ``duration_s``).
-    split_table : pd.DataFrame
-        Output of :func:`genrelab.splits.make_split`.
-    extractor : callable
-        A :data:`FEATURES` entry (``extractor(slices, sr) -> FeatureBatch``).
-    variant : genrelab.variants.VariantSettings
-    slicing : SliceSettings
-    sample_rate : int
-        Rate every track is decoded and resampled to (Hz).
-    dataset_dir, separated_dir : Path
-        Outputs of the prepare and separate stages.
-    out_dir : Path
-        Output folder; replaced atomically as a whole.
-    separation : dict, optional
-        The ``separation`` params section (selects which settings' stems to read).
-    leaky_fractions : dict, optional
-        Slice fractions for a leaky split.
-    seed : int
-        Seed of the leaky slice assignment.
-
-    Returns
-    -------
-    summary : dict
-        Counts of tracks and slices per split, and of skipped tracks (numbers only).
-    """
-    from tqdm.auto import tqdm
-
-    from genrelab.inference import track_features
-    from genrelab.splits import assign_slices
-    from genrelab.variants import load_variant
-
-    labels = sorted(index["genre"].unique())
-    label_of = {g: i for i, g in enumerate(labels)}
-    if getattr(extractor, "precomputed", False):
-        return _write_table_features(Path(dataset_dir) / "table.npz", split_table, labels=labels, out_dir=out_dir,
-                                     leaky_fractions=leaky_fractions, seed=seed, settings=settings_dict(extractor),
-                                     variant=settings_dict(variant), slicing=settings_dict(slicing))
-    longest = float(index["duration_s"].max()) if len(index) else 0.0
-    if slicing.length_s > longest:
-        raise ConfigError(f"slicing.length_s: {slicing.length_s} s is longer than every clip "
-                          f"(longest {longest:.2f} s); choose at most {longest:.2f}")
-    if hasattr(extractor, "load"):
-        extractor.load()  # a missing model file is a setup error, not a per-track one
-    tracks = index.set_index("track_id").loc[split_table["track_id"]].reset_index()
-    vectors, frames, metas, skipped = [], [], [], []
-    for _, track in tqdm(tracks.iterrows(), total=len(tracks), desc="features", unit="track", disable=not progress):
-        try:
-            y = load_variant(track, variant, dataset_dir=dataset_dir, separated_dir=separated_dir, sr=sample_rate,
-                             separation=separation)
-            feats = track_features(y, sample_rate, extractor=extractor, slicing=slicing)
-        except (ValueError, FileNotFoundError) as exc:  # AudioDecodeError is a ValueError
-            skipped.append({"track_id": track["track_id"], "reason": str(exc)})
-            log.warning("skipped %s: %s", track["track_id"], exc)
-            continue
-        n_slices = len(feats.vector)
-        vectors.append(feats.vector)
-        if feats.frames is not None:
-            frames.append(feats.frames)
-        metas.append(pd.DataFrame({
-            "track_id": track["track_id"], "slice_idx": np.arange(n_slices), "start_s": feats.starts_s,
-            "label": label_of[track["genre"]], "genre": track["genre"],
-        }))
-    if not metas:
-        raise RuntimeError("features: every track was skipped; see the log for the reasons")
-    meta = pd.concat(metas, ignore_index=True)
-    X = np.concatenate(vectors).astype(np.float32)
-    S = np.concatenate(frames).astype(np.float32) if frames else None
-    meta["split"] = assign_slices(meta["track_id"].to_numpy(), split_table, fractions=leaky_fractions, seed=seed)
-    names = extractor.names()
-    if variant.n_channels > 1:
-        names = [f"ch{c}_{n}" for c in range(variant.n_channels) for n in names]
-    info = {"labels": labels, "feature_names": names, "sample_rate": sample_rate,
-            "frames_shape": list(S.shape[1:]) if S is not None else None,
-            "features": settings_dict(extractor), "variant": settings_dict(variant),
-            "slicing": settings_dict(slicing), "split_method": str(split_table["method"].iloc[0])}
-    summary = _write_feature_sets(out_dir, X, S, meta, info=info, skipped=skipped)
-    return summary
-
-
-def _write_feature_sets(out_dir: Path, X: np.ndarray, S: np.ndarray | None, meta: pd.DataFrame, *,
-                        info: dict, skipped: list[dict]) -> dict[str, Any]:
-    """Write ``<split>/X.npy``, ``S.npy``, ``meta.csv`` and ``info.json`` atomically as one folder."""
-    from genrelab.io import atomic_dir, save_npy, write_json, write_text
-    from genrelab.splits import SPLITS
-
-    summary: dict[str, Any] = {"n_tracks_skipped": len(skipped), "n_features": int(X.shape[1])}
-    with atomic_dir(out_dir) as tmp:
-        for split in SPLITS:
-            mask = (meta["split"] == split).to_numpy()
-            (tmp / split).mkdir()
-            save_npy(tmp / split / "X.npy", X[mask])
-            if S is not None:
-                save_npy(tmp / split / "S.npy", S[mask])
-            write_text(tmp / split / "meta.csv", meta.loc[mask].drop(columns="split").to_csv(index=False))
-            summary[f"n_slices_{split}"] = int(mask.sum())
-            summary[f"n_tracks_{split}"] = int(meta.loc[mask, "track_id"].nunique())
-        write_text(tmp / "skipped.csv", pd.DataFrame(skipped, columns=["track_id", "reason"]).to_csv(index=False))
-        write_json(tmp / "info.json", {**info, "summary": summary})
-    return summary
-
-
-def _write_table_features(table_path: Path, split_table: pd.DataFrame, *, labels: list[str], out_dir: Path,
-                          leaky_fractions: dict | None, seed: int, settings: dict, variant: dict,
-                          slicing: dict) -> dict[str, Any]:
-    """Feature sets from an imported table (rows of tracks in the split table)."""
-    from genrelab.splits import assign_slices
-
-    if not table_path.is_file():
-        raise ConfigError(f"features=table needs a table dataset (dataset=gtzan_kaggle_table or fma_table); "
-                          f"{table_path} is missing")
-    t = np.load(table_path, allow_pickle=False)
-    keep = np.isin(t["track_id"], split_table["track_id"].astype(str).to_numpy())
-    label_of = {g: i for i, g in enumerate(labels)}
-    meta = pd.DataFrame({"track_id": t["track_id"][keep], "slice_idx": t["slice_idx"][keep],
-                         "start_s": 0.0, "genre": t["genre"][keep]})
-    meta["label"] = meta["genre"].map(label_of).astype(int)
-    meta["split"] = assign_slices(meta["track_id"].to_numpy(), split_table, fractions=leaky_fractions, seed=seed)
-    info = {"labels": labels, "feature_names": [str(n) for n in t["feature_names"]], "sample_rate": None,
-            "frames_shape": None, "features": settings, "variant": variant, "slicing": slicing,
-            "split_method": str(split_table["method"].iloc[0])}
-    return _write_feature_sets(out_dir, t["X"][keep].astype(np.float32), None,
-                               meta[["track_id", "slice_idx", "start_s", "label", "genre", "split"]],
-                               info=info, skipped=[])

@@ -1,0 +1,100 @@
+"""The train stage: fit the configured model, one per seed, on the train split; save a bundle."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genrelab.config import ConfigError, from_mapping
+from genrelab.features import FeatureSet, load_feature_split
+from genrelab.io import atomic_dir, write_json
+from genrelab.models.bundle import BUNDLE_SECTIONS
+from genrelab.models.registry import build_model, model_input
+
+__all__ = ["TrainStageSettings", "train_bundle"]
+
+
+@dataclass(frozen=True)
+class TrainStageSettings:
+    """Settings of the ``train`` section.
+
+    Attributes
+    ----------
+    seeds : list of int
+        One model is trained per seed; metrics give mean, std and best over seeds.
+    device : {'auto', 'cpu', 'cuda'}
+        Where torch models train (``auto``: CUDA when present).
+    """
+
+    seeds: tuple = (0,)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ConfigError("train.seeds: needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"train.seeds: seeds must be distinct, got {list(self.seeds)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device: unknown choice {self.device!r}; valid choices: auto, cpu, cuda")
+
+
+def _input_shape(kind: str, fs: FeatureSet) -> tuple[int, ...]:
+    if kind == "vector":
+        return (fs.X.shape[1],)
+    if fs.S is None:
+        raise ConfigError(f"model reads frames but features {fs.info['features'].get('name')!r} make none; "
+                          "use features=mel or features=mfcc")
+    return tuple(fs.S.shape[1:])
+
+
+def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str | Path, *,
+                 progress: bool = True) -> dict[str, Any]:
+    """Fit one model per seed on the train split and save them as a bundle.
+
+    Parameters
+    ----------
+    params : dict
+        The composed parameters (``model``, ``train`` and the feature-related sections).
+    features_dir : path
+        Output of the features stage.
+    out_dir : path
+        Bundle folder, replaced atomically.
+
+    Returns
+    -------
+    report : dict
+        Training seconds and the models' own numbers (numbers only).
+    """
+    settings = from_mapping(TrainStageSettings, params.get("train", {}), section="train")
+    kind = model_input(params["model"])
+    train = load_feature_split(features_dir, "train")
+    valid = load_feature_split(features_dir, "valid")
+    labels = list(train.info["labels"])
+    if len(train.meta) == 0:
+        raise ConfigError("train: the train split holds no slices")
+    report: dict[str, Any] = {"n_train_slices": int(len(train.meta)), "n_valid_slices": int(len(valid.meta))}
+    seconds = []
+    with atomic_dir(out_dir) as tmp:
+        for seed in settings.seeds:
+            model = build_model(params["model"], n_classes=len(labels), input_shape=_input_shape(kind, train),
+                                seed=int(seed), device=settings.device)
+            t0 = time.perf_counter()
+            model.fit(train, valid)
+            seconds.append(time.perf_counter() - t0)
+            model.save(tmp / f"seed_{seed}")
+            for key, value in getattr(model, "report", {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    report.setdefault(key, float(value))
+        write_json(tmp / "bundle.json", {
+            "format": 1, "model": params["model"]["name"], "input": kind, "labels": labels,
+            "seeds": list(settings.seeds),
+            "split_method": train.info.get("split_method"),
+            "params": {k: params[k] for k in BUNDLE_SECTIONS if k in params},
+            "feature_names": train.info.get("feature_names"),
+        })
+    report["train_seconds_per_seed"] = float(np.mean(seconds))
+    return report
