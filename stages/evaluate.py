@@ -3,6 +3,7 @@ from genrelab.evaluate import confusion_png, evaluate_bundle
 from genrelab.io import write_json, write_text
 from genrelab.stage import run_stage
 from genrelab.models import load_bundle
+from genrelab.models.card import evaluation_summary, write_card
 
 
 def configure(p):
@@ -12,6 +13,7 @@ def configure(p):
     p.add_argument("--slices", required=True, help="slice-level predictions (CSV)")
     p.add_argument("--tracks", required=True, help="track-level predictions = confusion plot data (CSV)")
     p.add_argument("--png", required=True, help="confusion matrix image")
+    p.add_argument("--card", required=True, help="model card: the bundle's training card plus these test metrics")
 
 
 def main(args, params):
@@ -20,6 +22,7 @@ def main(args, params):
     metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev["split"],
                                               n_boot=int(ev["n_bootstrap"]), seed=int(params["seed"]))
     write_json(args.metrics, metrics)
+    write_card(args.card, args.model, evaluation_summary(metrics, split=ev["split"]))
     write_text(args.slices, slices.to_csv(index=False))
     write_text(args.tracks, tracks.to_csv(index=False))
     leaky = " (LEAKY split)" if "leaky" in metrics else ""

@@ -29,20 +29,24 @@ SLICE_S = 1.0
 HPSS = {"kernel_size": 31, "margin": 1.0, "n_fft": 2048, "hop_length": 512}
 
 
-def build_tiny_bundle(root: Path, *, variant: dict | None = None) -> tuple[Path, Path]:
-    """Render 4 tracks of 3 s per genre, extract MFCC statistics per 1 s slice, fit a logreg.
+def build_tiny_bundle(root: Path, *, variant: dict | None = None, n_tracks_per_genre: int = 4) -> tuple[Path, Path]:
+    """Render 4 (or ``n_tracks_per_genre``) tracks of 3 s per genre, extract MFCC statistics per 1 s
+    slice, fit a logreg; one track per genre is valid, one test, the others train.
 
     Returns the bundle folder and the features folder.
     """
     variant = variant or {"name": "normal", "separator": "none", "channels": [["mix"]]}
-    index = generate_dataset(root / "dataset", SynthSettings(n_tracks_per_genre=4, duration_s=3.0, genres=GENRES,
-                                                             tracks_per_artist=1), progress=False, write_stems=False)
-    split = index.assign(split=np.tile(["train", "train", "valid", "test"], len(GENRES)), method="grouped")
+    index = generate_dataset(root / "dataset", SynthSettings(n_tracks_per_genre=n_tracks_per_genre, duration_s=3.0,
+                                                             genres=GENRES, tracks_per_artist=1),
+                             progress=False, write_stems=False)
+    per_genre = ["train"] * (n_tracks_per_genre - 2) + ["valid", "test"]
+    split = index.assign(split=np.tile(per_genre, len(GENRES)), method="grouped")
     params = {
         "features": {"name": "mfcc", "n_mfcc": 13, "n_mels": 64, "n_fft": 1024, "hop_length": 512, "deltas": False,
                      "stats": ["mean", "std"]},
         "variant": variant, "slicing": {"length_s": SLICE_S, "overlap": 0.0}, "audio": {"sample_rate": SR},
         "separation": {"hpss": HPSS}, "model": {"name": "logreg", "C": 1.0}, "train": {"seeds": [0]},
+        "dataset": {"name": "synthetic", "n_tracks_per_genre": 4, "duration_s": 3.0}, "split": {"method": "grouped"},
     }
     v = VariantSettings(**{**variant, "channels": tuple(map(tuple, variant["channels"]))})
     if v.separator == "hpss":
@@ -202,7 +206,12 @@ def test_command_prints_lines_writes_slices_and_sets_the_exit_status(tiny, edge_
                             "--top-k", "2", "--slices", str(out), "--trust", "--no-progress"])
     text = capsys.readouterr()
     assert code == 1
-    lines = text.out.strip().splitlines()
+    card, *rest = text.out.strip().splitlines()
+    assert card.startswith("model: logreg on mfcc features") and "trained on SYNTHETIC data" in card
+    notes = [line for line in rest if line.startswith("  note: ")]
+    lines = [line for line in rest if not line.startswith("  note: ")]
+    assert notes[0].startswith("  note: trained on genrelab's built-in SYNTHETIC dataset")
+    assert notes[1].startswith("  note: no out-of-distribution check (only 6 training tracks")  # a tiny bundle
     assert len(lines) == 2 and "(4.0 s, 4 slices)" in lines[0] and "error: too short" in lines[1]
     assert "1 of 2 files classified, 1 failed" in text.err
     table = pd.read_csv(out)
@@ -216,7 +225,11 @@ def test_command_json_and_all_good_exit_zero(tiny, edge_dir, tmp_path, capsys):
     code = predict_command([str(edge_dir / "ok.wav"), "--model", str(root / "model"), "--json", "--trust",
                             "--slices", str(tmp_path / "s.json"), "--no-progress"])
     assert code == 0
-    (doc,) = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"]["synthetic"] and "not meaningful" in out["model"]["warning"]
+    assert out["model"]["line"].startswith("model: logreg")
+    (doc,) = out["files"]
+    assert doc["warnings"] == [] and doc["novelty"] is None  # too few training tracks for a detector
     assert doc["ok"] and len(doc["top"]) == 3 and doc["genre"] == doc["top"][0]["genre"]
     slices = json.loads((tmp_path / "s.json").read_text())["files"][0]["slices"]
     assert [s["start_s"] for s in slices] == [0.0, 1.0, 2.0, 3.0]

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("genrelab.experiments.compare:compare_command", "McNemar test of two experiments' track predictions"),
     "audit-leakage": ("genrelab.experiments.audit:audit_command", "one setup under leaky vs honest splits: the gap"),
     "predict": ("genrelab.predict:predict_command", "predict the genre of audio files with a model bundle"),
+    "card": ("genrelab.models.card:card_command", "print a model bundle's card: training data, test metrics, revision"),
     "models": ("genrelab.embeddings.catalog:models_command", "list or fetch pretrained embedding models"),
     "demo": ("genrelab.webapp:demo_command", "web demo: upload or record audio, see its genre"),
 }

@@ -6,10 +6,17 @@ for HPSS or Demucs variants), cut into the bundle's slices, featurised by the bu
 extractor, and classified slice by slice. The track's genre is the one with the highest
 mean slice probability (silent slices left out).
 
+Every run first prints the model card's line (what the model was trained on, its test
+accuracy; :mod:`genrelab.models.card`), with a plain warning for a model trained on the
+built-in synthetic dataset. Each prediction carries warnings where it may mean little: the
+signal's own problems (DC offset, very low level, clipping, noise) and inputs "unlike
+anything the model was trained on" (:mod:`genrelab.models.novelty`).
+
 Command line::
 
     genrelab predict song.mp3 more/songs/ [--model data/model] [--top-k 3]
                      [--slices slices.csv|slices.json] [--json] [--trust]
+    genrelab predict song.mp3 --head genre_tzanetakis-msd-musicnn-1 [--models-dir models]
 
 Files that cannot be used (not audio, unreadable, silent, shorter than one slice) get a
 one-line reason and the others go on; the exit status is 0 when every file was classified,
@@ -25,7 +32,7 @@ import math
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +47,7 @@ from genrelab.variants import VariantSettings
 
 __all__ = [
     "AUDIO_EXTENSIONS", "AudioInputError", "FilePrediction", "InputRecipe", "bundle_recipe", "predict_file",
-    "predict_paths", "iter_predictions", "collect_audio_files", "SLICE_WRITERS", "predict_command",
+    "predict_paths", "iter_predictions", "collect_audio_files", "SLICE_WRITERS", "card_notes", "predict_command",
 ]
 
 log = logging.getLogger(__name__)
@@ -141,6 +148,12 @@ class FilePrediction:
         How many genres :attr:`top` lists.
     seconds : float
         Processing time (decoding included).
+    warnings : list of str
+        Why the prediction may mean little: the signal's own problems (DC offset, very low
+        level, clipping, noise) and, when the bundle has an out-of-distribution detector,
+        "unlike anything the model was trained on" (see :mod:`genrelab.models.novelty`).
+    novelty : dict or None
+        The detector's measurement (``flagged``, ``ratio``, ``fraction``, ``n_slices``).
     """
 
     path: str
@@ -154,6 +167,8 @@ class FilePrediction:
     slice_length_s: float = 0.0
     top_k: int = 3
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    novelty: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -183,6 +198,7 @@ class FilePrediction:
             "probabilities": {g: round(float(p), 4) for g, p in zip(self.labels, self.proba)},
             "duration_s": round(float(self.duration_s or 0.0), 3), "n_slices": int(len(self.starts_s)),
             "slice_length_s": self.slice_length_s, "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings), "novelty": self.novelty,
         }
         if slices:
             out["slices"] = [
@@ -270,7 +286,10 @@ def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_durati
         raise AudioInputError(f"too short: {duration:.2f} s of audio, the model needs at least one slice of "
                               f"{slicing.length_s:g} s")
     from genrelab.features import track_features
+    from genrelab.models.novelty import signal_warnings
     from genrelab.variants import variant_audio
+
+    warnings = signal_warnings(y, sr)
 
     channels = variant_audio(y, sr, recipe.variant, separator=recipe.separator)
     feats = track_features(channels, sr, extractor=recipe.extractor, slicing=slicing)
@@ -287,10 +306,17 @@ def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_durati
     starts = np.round(feats.starts_s * sr).astype(int)
     silent = np.array([_peak_db(y[s:s + length]) < silence_db for s in starts], dtype=bool)
     keep = ~silent if (~silent).any() else np.ones(n, dtype=bool)
+    novelty = None
+    if bundle.novelty is not None:
+        result = bundle.novelty.assess(feats.vector[keep], None if feats.frames is None else feats.frames[keep])
+        novelty = result.to_dict()
+        if result.flagged:
+            warnings.append(result.message())
     return FilePrediction(
         path=shown, labels=bundle.labels, duration_s=duration, proba=proba[keep].mean(axis=0),
         starts_s=feats.starts_s, slice_proba=proba, silent=silent, slice_length_s=float(slicing.length_s),
-        top_k=min(int(top_k), len(bundle.labels)), seconds=time.perf_counter() - t0)
+        top_k=min(int(top_k), len(bundle.labels)), seconds=time.perf_counter() - t0, warnings=warnings,
+        novelty=novelty)
 
 
 def _fmt_s(seconds: float) -> str:
@@ -423,14 +449,30 @@ def _line(pred: FilePrediction, width: int) -> str:
     n_silent = int(pred.silent.sum()) if pred.silent is not None else 0
     silent = f", {n_silent} silent" if n_silent else ""
     n = len(pred.starts_s) if pred.starts_s is not None else 0
-    return f"{pred.path:<{width}}  {tops}   ({pred.duration_s:.1f} s, {n} slice{'s' * (n != 1)}{silent})"
+    line = f"{pred.path:<{width}}  {tops}   ({pred.duration_s:.1f} s, {n} slice{'s' * (n != 1)}{silent})"
+    return line + "".join(f"\n{'':<{width}}  warning: {w}" for w in pred.warnings)
+
+
+def card_notes(card, bundle: Bundle) -> list[str]:
+    """What ``genrelab predict`` prints before the predictions: the card's line and its warnings."""
+    lines = [card.line()]
+    if card.warning and not card.missing:
+        lines.append(f"  note: {card.warning}")
+    if bundle.novelty is None:
+        why = bundle.meta.get("novelty") or "this bundle was made before genrelab recorded its training inputs"
+        if bundle.meta.get("model") == "essentia_head":
+            why = "a pretrained head carries no statistics of its training data"
+        lines.append(f"  note: no out-of-distribution check ({why}); only the signal checks apply")
+    return lines
 
 
 def predict_command(argv: list[str]) -> int:
     """``genrelab predict FILES_OR_FOLDERS...``: the genre of each recording."""
     from tqdm.auto import tqdm
 
+    from genrelab.embeddings import EssentiaWorkerError
     from genrelab.models import UntrustedBundleError, load_bundle
+    from genrelab.models.card import load_card
 
     p = argparse.ArgumentParser(
         prog="genrelab predict", description="Predict the genre of audio files with a trained model bundle.",
@@ -446,6 +488,13 @@ def predict_command(argv: list[str]) -> int:
                    help="allow a pickled (scikit-learn) bundle from outside this repository's data/ folder; "
                         "unpickling runs code, so only for bundles you made or trust")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--card", default="data/eval/card.json",
+                   help="the evaluate stage's model card, shown when it belongs to the bundle (default: %(default)s)")
+    p.add_argument("--head", metavar="NAME",
+                   help="instead of a bundle, run an Essentia pretrained genre head (e.g. "
+                        "genre_tzanetakis-msd-musicnn-1; see `genrelab models list --kind head`) on its embeddings")
+    p.add_argument("--models-dir", default="models",
+                   help="folder with the head's and its embedding model's files (default: %(default)s)")
     args = p.parse_args(argv)
     if args.top_k < 1:
         p.error(f"--top-k must be at least 1, got {args.top_k}")
@@ -457,7 +506,15 @@ def predict_command(argv: list[str]) -> int:
         writer = SLICE_WRITERS[suffix]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
-        bundle = load_bundle(args.model, trust=args.trust)
+        if args.head:
+            from genrelab.models.heads import head_bundle
+
+            bundle = head_bundle(args.head, args.models_dir)
+        else:
+            bundle = load_bundle(args.model, trust=args.trust)
+        card = load_card(bundle, None if args.head else args.card)
+        if not args.json:
+            print("\n".join(card_notes(card, bundle)), flush=True)
         preds: list[FilePrediction] = []
         items = collect_audio_files(args.paths)
         width = min(48, max((len(str(f)) for f, _ in items), default=10))
@@ -466,11 +523,11 @@ def predict_command(argv: list[str]) -> int:
             preds.append(pred)
             if not args.json:
                 tqdm.write(_line(pred, width), file=sys.stdout)
-    except (ConfigError, FileNotFoundError, UntrustedBundleError) as exc:
+    except (ConfigError, FileNotFoundError, UntrustedBundleError, EssentiaWorkerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([x.to_dict() for x in preds], indent=1))
+        print(json.dumps({"model": card.to_dict(), "files": [x.to_dict() for x in preds]}, indent=1))
     if writer is not None:
         writer(Path(args.slices), preds)
     failed = sum(not x.ok for x in preds)

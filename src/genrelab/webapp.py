@@ -74,12 +74,15 @@ class DemoServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], bundle: Bundle, *, max_bytes: int = 20_000_000,
-                 max_duration_s: float = 600.0, top_k: int = 3) -> None:
+                 max_duration_s: float = 600.0, top_k: int = 3, card_file: str | Path | None = None) -> None:
         if max_bytes <= 0 or max_duration_s <= 0 or top_k < 1:
             raise ValueError(f"max_bytes and max_duration_s must be positive and top_k >= 1, got {max_bytes}, "
                              f"{max_duration_s}, {top_k}")
+        from genrelab.models.card import load_card
+
         self.bundle = bundle
         self.recipe = bundle_recipe(bundle)  # fails now, not on the first upload, for an unusable bundle
+        self.card = load_card(bundle, card_file)
         self.max_bytes = int(max_bytes)
         self.max_duration_s = float(max_duration_s)
         self.top_k = int(top_k)
@@ -107,6 +110,8 @@ class DemoServer(http.server.ThreadingHTTPServer):
             "features": params.get("features", {}).get("name"), "slice_length_s": self.recipe.slicing.length_s,
             "sample_rate": self.recipe.sample_rate, "top_k": self.top_k, "max_bytes": self.max_bytes,
             "max_duration_s": self.max_duration_s, "extensions": list(AUDIO_EXTENSIONS),
+            "card": {"line": self.card.line(), "warning": self.card.warning, "synthetic": self.card.synthetic,
+                     "missing": self.card.missing, "ood_check": self.bundle.novelty is not None},
         }
 
 
@@ -247,7 +252,7 @@ ROUTES: dict[tuple[str, str], Callable[[DemoHandler], None]] = {
 
 
 def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = 20_000_000,
-                max_duration_s: float = 600.0, top_k: int = 3) -> DemoServer:
+                max_duration_s: float = 600.0, top_k: int = 3, card_file: str | Path | None = None) -> DemoServer:
     """Bind the demo server (call ``serve_forever()`` on it; ``port=0`` picks a free port).
 
     Parameters
@@ -262,6 +267,8 @@ def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, ma
         Longest recording (seconds).
     top_k : int
         Genres listed first.
+    card_file : path, optional
+        The evaluate stage's ``card.json``: its test metrics are shown when it belongs to ``bundle``.
 
     Raises
     ------
@@ -270,7 +277,8 @@ def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, ma
     OSError
         If the port is taken.
     """
-    return DemoServer((host, int(port)), bundle, max_bytes=max_bytes, max_duration_s=max_duration_s, top_k=top_k)
+    return DemoServer((host, int(port)), bundle, max_bytes=max_bytes, max_duration_s=max_duration_s, top_k=top_k,
+                      card_file=card_file)
 
 
 def demo_command(argv: list[str]) -> int:
@@ -287,6 +295,8 @@ def demo_command(argv: list[str]) -> int:
     p.add_argument("--top-k", type=int, default=3, help="genres listed first (default: %(default)s)")
     p.add_argument("--trust", action="store_true",
                    help="allow a pickled (scikit-learn) bundle from outside this repository's data/ folder")
+    p.add_argument("--card", default="data/eval/card.json",
+                   help="the evaluate stage's model card, shown when it belongs to the bundle (default: %(default)s)")
     args = p.parse_args(argv)
     if args.max_mb <= 0 or args.max_minutes <= 0 or args.top_k < 1:
         p.error("--max-mb and --max-minutes must be positive and --top-k at least 1")
@@ -294,7 +304,7 @@ def demo_command(argv: list[str]) -> int:
     try:
         bundle = load_bundle(args.model, trust=args.trust)
         server = make_server(bundle, host=args.host, port=args.port, max_bytes=int(args.max_mb * 1e6),
-                             max_duration_s=args.max_minutes * 60, top_k=args.top_k)
+                             max_duration_s=args.max_minutes * 60, top_k=args.top_k, card_file=args.card)
     except (ConfigError, FileNotFoundError, UntrustedBundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -341,6 +351,10 @@ PAGE = r"""<!doctype html>
   #status { min-height: 22px; margin: 4px 0; }
   #error { color: var(--bad); font-weight: 600; min-height: 22px; white-space: pre-wrap; }
   #result { display: none; background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 14px; }
+  #card { font-size: 13px; margin: 6px 0 0; }
+  .warn { background: #fff4e5; border: 1px solid #f0b35a; border-radius: 6px; padding: 8px 10px; margin: 8px 0;
+          color: #6b3d00; font-size: 14px; }
+  .warn:empty { display: none; }
   #headline { font-size: 18px; margin: 0 0 6px; }
   #headline b { color: var(--accent); }
   h3 { font-size: 14px; margin: 14px 0 4px; }
@@ -353,6 +367,8 @@ PAGE = r"""<!doctype html>
 <main>
   <h1>What genre is it?</h1>
   <div class="muted" id="model">loading the model…</div>
+  <div class="muted" id="card"></div>
+  <div class="warn" id="cardwarning" role="note"></div>
   <div class="cards">
     <section class="card">
       <h2>Upload a file</h2>
@@ -371,6 +387,7 @@ PAGE = r"""<!doctype html>
   <section id="result" aria-live="polite">
     <p id="headline"></p>
     <div class="muted" id="details"></div>
+    <div class="warn" id="warnings" role="alert"></div>
     <h3>Top genres (mean over slices)</h3>
     <div id="bars"></div>
     <h3>Timeline: probability of each genre per slice</h3>
@@ -409,6 +426,8 @@ async function init() {
   } catch (e) { showError(`cannot reach the server: ${e}`); return; }
   $("model").textContent = `Model: ${INFO.model} on ${INFO.features} features (${INFO.variant} variant), ` +
     `${INFO.labels.length} genres, ${INFO.slice_length_s} s slices.`;
+  $("card").textContent = INFO.card.line;
+  $("cardwarning").textContent = INFO.card.warning ? `Note: ${INFO.card.warning}` : "";
   $("limits").textContent = `${INFO.extensions.map((e) => e.slice(1)).join(", ")}; up to ${mb(INFO.max_bytes)} ` +
     `and ${fmtS(INFO.max_duration_s)}; at least ${INFO.slice_length_s} s.`;
   $("file").accept = INFO.extensions.join(",");
@@ -455,6 +474,8 @@ function show(res, blob) {
   const silent = res.slices.filter((s) => s.silent).length;
   $("details").textContent = `${res.duration_s.toFixed(1)} s, ${res.n_slices} slice${res.n_slices === 1 ? "" : "s"} ` +
     `of ${res.slice_length_s} s` + (silent ? `, ${silent} silent` : "");
+  $("warnings").replaceChildren(...(res.warnings || []).map((w) =>
+    Object.assign(document.createElement("div"), {textContent: `⚠ Warning: ${w}`})));
   drawBars(res);
   drawTimeline(res);
   if (playerURL) URL.revokeObjectURL(playerURL);

@@ -7,6 +7,7 @@ trained with.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,13 @@ class Bundle:
     @property
     def labels(self) -> list[str]:
         return list(self.meta["labels"])
+
+    @functools.cached_property
+    def novelty(self):
+        """The out-of-distribution detector (:mod:`genrelab.models.novelty`), or ``None`` if the bundle has none."""
+        from genrelab.models.novelty import load_novelty
+
+        return load_novelty(self.folder)
 
     def predict_proba(self, fs: FeatureSet, seed: int | None = None) -> np.ndarray:
         """Slice probabilities (n_slices, n_classes); mean over seeds unless ``seed`` is given."""

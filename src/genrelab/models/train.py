@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,13 @@ from genrelab.config import ConfigError, from_mapping
 from genrelab.features import FeatureSet, load_feature_split
 from genrelab.io import atomic_dir, write_json
 from genrelab.models.bundle import BUNDLE_SECTIONS
+from genrelab.models.card import training_card
+from genrelab.models.novelty import NOVELTY_FOLDER, FrameSummary, TooFewTracksError, fit_novelty
 from genrelab.models.registry import build_model, model_input
 
 __all__ = ["TrainStageSettings", "train_bundle"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,27 @@ def _input_shape(kind: str, fs: FeatureSet) -> tuple[int, ...]:
     return tuple(fs.S.shape[1:])
 
 
+def _fit_novelty(params: dict[str, Any], train: FeatureSet, valid: FeatureSet, *, seed: int):
+    """The out-of-distribution detector of the bundle, fitted on the train split (see :mod:`.novelty`)."""
+    frames = FrameSummary.for_features(params.get("features", {}), (params.get("audio") or {}).get("sample_rate"))
+    if frames is not None and (train.S is None or valid.S is None):
+        frames = None
+    has_valid = len(valid.meta) > 0
+    return fit_novelty(train.X, train.track_id, S=train.S if frames else None, frames=frames, seed=seed,
+                       valid=(valid.X, valid.S if frames else None, valid.track_id) if has_valid else None)
+
+
+def _training_card(params: dict[str, Any], features_dir: str | Path, train: FeatureSet, valid: FeatureSet,
+                   labels: list[str], pretrained: dict | None) -> dict[str, Any]:
+    test = load_feature_split(features_dir, "test")
+    parts = {"train": train, "valid": valid, "test": test}
+    split = dict(params.get("split") or {})
+    split["method"] = train.info.get("split_method") or split.get("method")  # the one used ('auto' resolved)
+    return training_card({**params, "split": split}, tracks={k: int(fs.meta["track_id"].nunique()) for k, fs in parts.items()},
+                         slices={k: int(len(fs.meta)) for k, fs in parts.items()}, labels=labels,
+                         pretrained=pretrained)
+
+
 def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str | Path, *,
                  progress: bool = True) -> dict[str, Any]:
     """Fit one model per seed on the train split and save them as a bundle.
@@ -78,6 +104,7 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
         raise ConfigError("train: the train split holds no slices")
     report: dict[str, Any] = {"n_train_slices": int(len(train.meta)), "n_valid_slices": int(len(valid.meta))}
     seconds = []
+    pretrained = None
     with atomic_dir(out_dir) as tmp:
         for seed in settings.seeds:
             model = build_model(params["model"], n_classes=len(labels), input_shape=_input_shape(kind, train),
@@ -89,12 +116,22 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
             for key, value in getattr(model, "report", {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     report.setdefault(key, float(value))
+            pretrained = getattr(model, "pretrained", None)
+        novelty = "a pretrained head: no statistics of its own training data" if pretrained else "fitted"
+        if pretrained is None:
+            try:
+                _fit_novelty(params, train, valid, seed=int(settings.seeds[0])).save(tmp / NOVELTY_FOLDER)
+            except TooFewTracksError as exc:
+                novelty = str(exc)
+                log.warning("no out-of-distribution detector: %s", exc)
         write_json(tmp / "bundle.json", {
             "format": 1, "model": params["model"]["name"], "input": kind, "labels": labels,
             "seeds": list(settings.seeds),
             "split_method": train.info.get("split_method"),
             "params": {k: params[k] for k in BUNDLE_SECTIONS if k in params},
             "feature_names": train.info.get("feature_names"),
+            "card": _training_card(params, features_dir, train, valid, labels, pretrained),
+            "novelty": novelty,
         })
     report["train_seconds_per_seed"] = float(np.mean(seconds))
     return report
