@@ -128,6 +128,8 @@ class EssentiaModelSpec:
         Size of ``output_node``'s last axis.
     tags_node : str or None
         Output with the model's own tag/class activations, where there is one.
+    tags_dim : int or None
+        Size of ``tags_node``'s last axis (its tag names are ``classes`` when they are known).
     fixed_batch : int or None
         Batch size the graph requires (EffNet-Discogs ``bs64`` graphs take exactly 64
         patches); ``None`` for any batch size.
@@ -159,6 +161,7 @@ class EssentiaModelSpec:
     patch_size: int | None = None
     patch_hop: int | None = None
     tags_node: str | None = None
+    tags_dim: int | None = None
     fixed_batch: int | None = None
     input_dim: int | None = None
     upstream: str | None = None
@@ -181,7 +184,7 @@ class EssentiaModelSpec:
 _MUSICNN = dict(
     algorithm="TensorflowPredictMusiCNN", frontend="TensorflowInputMusiCNN",
     frame_size=512, hop_size=256, n_bands=96, patch_size=187, patch_hop=93,
-    input_node="model/Placeholder", tags_node="model/Sigmoid",
+    input_node="model/Placeholder", tags_node="model/Sigmoid", tags_dim=50,
 )
 _VGGISH = dict(
     algorithm="TensorflowPredictVGGish", frontend="TensorflowInputVGGish",
@@ -246,11 +249,12 @@ def _specs() -> dict[str, EssentiaModelSpec]:
                   description="VGGish (AudioSet / YouTube-8M); 128-d embeddings per 0.96 s patch"),
         EssentiaModelSpec(name="discogs-effnet-bs64-1", kind="embedding", **_EFFNET,
                   **urls(f"{fe}/discogs-effnet", "discogs-effnet-bs64-1"),
-                  output_node="PartitionedCall:1", output_dim=1280, tags_node="PartitionedCall:0",
+                  output_node="PartitionedCall:1", output_dim=1280, tags_node="PartitionedCall:0", tags_dim=400,
                   description="EfficientNet-B0 trained on 400 Discogs styles; 1280-d embeddings; "
                               "fixed batch of 64 patches"),
         # ---- legacy whole-audio genre classifiers ---------------------------------
-        EssentiaModelSpec(name="genre_tzanetakis-musicnn-msd-1", kind="classifier", **{**_MUSICNN, "tags_node": None},
+        EssentiaModelSpec(name="genre_tzanetakis-musicnn-msd-1", kind="classifier",
+                  **{**_MUSICNN, "tags_node": None, "tags_dim": None},
                   **urls(f"{legacy}/genre_tzanetakis", "genre_tzanetakis-musicnn-msd-1"),
                   output_node="model/Softmax", output_dim=10, classes=TZANETAKIS_CLASSES,
                   description="legacy GTZAN genre classifier: MusiCNN (MSD) body + softmax, takes audio"),

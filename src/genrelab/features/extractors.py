@@ -198,6 +198,10 @@ class EmbeddingFeatures:
     classifier votes over a track's patches), ``mean``/``max``/``meanstd`` pool each track into
     one row. One model is loaded per process, in a worker subprocess, so TensorFlow never
     shares a process with torch. ``models_dir`` comes from the ``models.dir`` parameter.
+
+    ``output`` chooses the layer: ``embedding`` (the model's registered embedding, e.g.
+    MusiCNN's 200-d penultimate layer) or ``taggram`` (its tag activations, e.g. the 50 MSD
+    tags of MusiCNN, for models that have a tag output).
     """
 
     name: str = "musicnn"
@@ -205,26 +209,42 @@ class EmbeddingFeatures:
     pooling: str = "none"
     patch_hop: int | None = None
     batch_size: int = 1
+    output: str = "embedding"
     models_dir: str | None = None
 
     def __post_init__(self) -> None:
         require_choice("features.name", self.name, EMBEDDING_MODELS)
         require_choice("features.pooling", self.pooling, ("none", "mean", "max", "meanstd"))
+        require_choice("features.output", self.output, ("embedding", "taggram"))
         if self.model is None:
             object.__setattr__(self, "model", EMBEDDING_MODELS[self.name])
-        from genrelab.embeddings.catalog import get_spec
+        from genrelab.embeddings.catalog import MODELS, get_spec
 
         try:
-            get_spec(self.model)
+            spec = get_spec(self.model)
         except Exception as exc:
             raise ConfigError(f"features.model: {exc}") from exc
+        if self.output == "taggram" and (spec.tags_node is None or not spec.tags_dim):
+            tagged = sorted(n for n, m in MODELS.items() if m.kind == "embedding" and m.tags_node and m.tags_dim)
+            raise ConfigError(f"features.output: {self.model!r} has no tag output, so 'taggram' is not available; "
+                              f"use output=embedding, or a model with tags: {', '.join(tagged)}")
+
+    def _node(self) -> str | None:
+        """The graph output to read (``None``: the model's registered embedding)."""
+        from genrelab.embeddings.catalog import get_spec
+
+        return get_spec(self.model).tags_node if self.output == "taggram" else None
 
     def names(self) -> list[str]:
         from genrelab.embeddings.catalog import get_spec
 
-        dim = int(get_spec(self.model).output_dim)
+        spec = get_spec(self.model)
         stats = ["mean", "std"] if self.pooling == "meanstd" else [self.pooling if self.pooling != "none" else "patch"]
-        return [f"{self.name}{i}_{s}" for s in stats for i in range(dim)]
+        if self.output == "taggram":
+            tags = ([t.replace(" ", "_") for t in spec.classes] if len(spec.classes) == spec.tags_dim
+                    else [f"tag{i}" for i in range(spec.tags_dim)])
+            return [f"{self.name}_{t}_{s}" for s in stats for t in tags]
+        return [f"{self.name}{i}_{s}" for s in stats for i in range(int(spec.output_dim))]
 
     def load(self) -> None:
         """Load the model now, so that a missing graph stops the stage before any track."""
@@ -235,7 +255,7 @@ class EmbeddingFeatures:
         if cache is None:
             from genrelab.embeddings import EmbeddingExtractor
 
-            cache = _EMBEDDERS[self] = EmbeddingExtractor(self.model, models_dir=self.models_dir,
+            cache = _EMBEDDERS[self] = EmbeddingExtractor(self.model, models_dir=self.models_dir, output=self._node(),
                                                           patch_hop=self.patch_hop, batch_size=self.batch_size)
         return cache
 

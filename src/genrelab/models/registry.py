@@ -20,6 +20,7 @@ from typing import Any
 from genrelab.config import from_mapping, require_choice
 from genrelab.models.classical import CLASSICAL_SETTINGS, build_sklearn, load_sklearn
 from genrelab.models.frames import FRAME_MODELS, HMMSettings, DeepSettings, build_frame_model, load_frame_model
+from genrelab.models.heads import EssentiaHeadSettings, build_head, load_head
 
 __all__ = ["ModelSpec", "MODELS", "register", "build_model", "load_model", "model_input"]
 
@@ -108,3 +109,4 @@ for _name, _settings in CLASSICAL_SETTINGS.items():
 for _name in FRAME_MODELS:
     register(ModelSpec(_name, "frames", HMMSettings if _name == "hmm" else DeepSettings,
                        functools.partial(build_frame_model, name=_name), load_frame_model))
+register(ModelSpec("essentia_head", "vector", EssentiaHeadSettings, build_head, load_head))
