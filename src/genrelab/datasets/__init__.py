@@ -28,6 +28,7 @@ DATASETS: dict[str, str] = {
     "fma_small": "genrelab.datasets.fma:prepare_fma_small",
     "fma_medium": "genrelab.datasets.fma:prepare_fma_medium",
     "table": "genrelab.datasets.table:prepare_table",
+    "embeddings": "genrelab.datasets.embeddings:prepare_embeddings",
 }
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from genrelab.config import ConfigError, from_mapping, require_choice
 from genrelab.io import atomic_path, write_text
 
-__all__ = ["TableSettings", "prepare_table"]
+__all__ = ["TableSettings", "prepare_table", "write_table_dataset"]
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,39 @@ def prepare_table(settings: Mapping[str, Any], out_dir: Path, *, progress: bool 
     if names is None:
         raise ConfigError(f"dataset.source: {s.source} holds no usable rows")
     arrays = {k: np.concatenate(v) for k, v in rows.items()}
+    return write_table_dataset(out_dir, **arrays, feature_names=list(names),
+                               source=str(Path(s.source).expanduser().resolve()))
+
+
+def write_table_dataset(out_dir: Path, *, X: np.ndarray, track_id: np.ndarray, slice_idx: np.ndarray,
+                        genre: np.ndarray, split: np.ndarray, feature_names: list[str], source: str) -> pd.DataFrame:
+    """Write ``out_dir/table.npz`` and the per-track ``index.csv`` that ``features=table`` reads.
+
+    Parameters
+    ----------
+    out_dir : Path
+    X : np.ndarray [shape=(n_rows, n_features)]
+    track_id, genre, split : np.ndarray [shape=(n_rows,)], str
+        Track, genre and official split ('' for none) of each row.
+    slice_idx : np.ndarray [shape=(n_rows,)], int
+        Row number within its track.
+    feature_names : list of str
+    source : str
+        What the rows came from (the index's ``path``).
+
+    Returns
+    -------
+    index : pd.DataFrame
+        One row per track (``duration_s`` 30, nominal).
+    """
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     with atomic_path(Path(out_dir) / "table.npz", suffix=".npz") as tmp:
-        np.savez(tmp, X=arrays["X"].astype(np.float32), track_id=arrays["track_id"].astype(str),
-                 slice_idx=arrays["slice_idx"].astype(np.int64), genre=arrays["genre"].astype(str),
-                 feature_names=np.asarray(names, dtype=str))
-    per_track = pd.DataFrame({"track_id": arrays["track_id"], "genre": arrays["genre"],
-                              "official_split": arrays["split"].astype(str)}).drop_duplicates("track_id")
-    index = per_track.assign(artist="", path=str(Path(s.source).expanduser().resolve()), duration_s=30.0,
+        np.savez(tmp, X=np.asarray(X, dtype=np.float32), track_id=np.asarray(track_id).astype(str),
+                 slice_idx=np.asarray(slice_idx).astype(np.int64), genre=np.asarray(genre).astype(str),
+                 feature_names=np.asarray(feature_names, dtype=str))
+    per_track = pd.DataFrame({"track_id": np.asarray(track_id).astype(str), "genre": np.asarray(genre).astype(str),
+                              "official_split": np.asarray(split).astype(str)}).drop_duplicates("track_id")
+    index = per_track.assign(artist="", path=source, duration_s=30.0,
                              sample_rate=0)[["track_id", "genre", "artist", "path", "duration_s", "sample_rate",
                                              "official_split"]]
     write_text(Path(out_dir) / "index.csv", index.to_csv(index=False))
