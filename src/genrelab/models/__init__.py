@@ -4,7 +4,10 @@
 * :mod:`~genrelab.models.classical` -- scikit-learn pipelines (svm, svm_grid, rf, gbdt, logreg, mlp);
 * :mod:`~genrelab.models.frames` -- torch networks and HMMs on frames (:mod:`genrelab.deep`);
 * :mod:`~genrelab.models.train` -- ``train_bundle`` (the stage);
-* :mod:`~genrelab.models.bundle` -- ``Bundle``, ``load_bundle`` and its trust rules.
+* :mod:`~genrelab.models.bundle` -- ``Bundle``, ``load_bundle`` and its trust rules;
+* :mod:`~genrelab.models.card` -- model cards (``genrelab card``);
+* :mod:`~genrelab.models.novelty` -- out-of-distribution warnings;
+* :mod:`~genrelab.models.heads` -- Essentia's pretrained genre heads (``essentia_head``, ``predict --head``).
 """
 
 from genrelab.models.bundle import BUNDLE_SECTIONS, PICKLE_SUFFIXES, Bundle, UntrustedBundleError, load_bundle

@@ -1,8 +1,9 @@
 """Model bundles: a folder with everything needed to predict without the training data.
 
-A bundle holds one fitted model per seed (``seed_<k>/``), and ``bundle.json`` with the model
-name, the label list, and the feature, variant, slicing, audio and separation settings it was
-trained with.
+A bundle holds one fitted model per seed (``seed_<k>/``), ``bundle.json`` with the model
+name, the label list, the feature, variant, slicing, audio and separation settings it was
+trained with and its training card (:mod:`genrelab.models.card`), and ``novelty/``, what its
+training inputs looked like (:mod:`genrelab.models.novelty`; ``.npy`` and JSON, no pickle).
 """
 
 from __future__ import annotations
