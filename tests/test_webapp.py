@@ -146,3 +146,19 @@ def test_api_answers_json_and_checks_limits_before_reading(server, files):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(server.url + "api/predict", timeout=10)
     assert info.value.code == 405
+
+
+def test_the_page_shows_the_model_card_and_warns_about_a_non_music_upload(page, tmp_path):
+    assert page.text_content("#card").startswith("model: logreg on mfcc features (normal variant), 3 genres, "
+                                                 "trained on SYNTHETIC data")
+    assert "predictions on real music are not meaningful" in page.text_content("#cardwarning")
+    t = np.arange(4 * SR) / SR
+    sf.write(tmp_path / "hum.wav", 0.4 + 0.01 * np.sin(2 * np.pi * 50 * t), SR)  # a DC offset with a faint hum
+    page.set_input_files("#file", str(tmp_path / "hum.wav"))
+    page.wait_for_selector("#result", state="visible")
+    assert page.text_content("#warnings").startswith("⚠ Warning: DC offset")
+    sf.write(tmp_path / "song.wav", render_track("reggae", seed=1, track_index=2,
+                                                 settings=SynthSettings(duration_s=4.0))["mix"], SR)
+    page.set_input_files("#file", str(tmp_path / "song.wav"))
+    page.wait_for_function("document.getElementById('headline').textContent.startsWith('song.wav')")
+    assert page.text_content("#warnings") == ""
