@@ -69,7 +69,7 @@ def test_published_layout_gives_the_plain_sklearn_track_votes(tmp_path):
     assert table["split"].value_counts().to_dict() == {"train": 50, "test": 30}
     assert index["track_id"].str.fullmatch(r"[a-z]+\.\d{5}").all()  # GTZAN track ids, as the audio datasets have
     bundle = load_bundle(tmp_path / "model", trust=True)
-    metrics, slices, tracks = evaluate_bundle(bundle, tmp_path / "features", n_boot=20)
+    metrics, _, tracks = evaluate_bundle(bundle, tmp_path / "features", n_boot=20)
 
     # the same arrays, by hand
     tr, te = np.load(tmp_path / "training_data.npz"), np.load(tmp_path / "evaluation_data.npz")
@@ -140,8 +140,8 @@ def test_a_track_in_two_files_is_refused(tmp_path):
 
 @pytest.mark.parametrize("arrays, message", [
     ({"X": np.zeros((3, 2)), "Y": np.zeros(3)}, r"bad\.npz: no key IDS \(it has X, Y\)"),
-    ({"X": np.zeros((3, 2)), "Y": np.zeros(2), "IDS": np.array(["a"] * 3)}, r"bad\.npz: key Y must hold one value per "
-                                                                              r"row of X \(3 rows\), got shape \(2,\)"),
+    ({"X": np.zeros((3, 2)), "Y": np.zeros(2), "IDS": np.array(["a"] * 3)},
+     r"bad\.npz: key Y must hold one value per row of X \(3 rows\), got shape \(2,\)"),
     ({"X": np.zeros(3), "Y": np.zeros(3), "IDS": np.array(["a"] * 3)}, r"bad\.npz: key X must be a 2-D numeric"),
     ({"X": np.array([[0.0, 1.0], [np.nan, 0.0]]), "Y": np.zeros(2), "IDS": np.array(["a", "b"])},
      r"bad\.npz: key X has 1 row\(s\) with NaN or infinite values \(first: row 1, IDS b\)"),

@@ -19,8 +19,7 @@ from genrelab.evaluate import evaluate_bundle
 from genrelab.models import load_bundle
 from genrelab.models.card import (SYNTHETIC_WARNING, bundle_digest, card_command, evaluation_summary, load_card,
                                   provenance, write_card)
-from genrelab.models.novelty import (FrameSummary, NoveltyDetector, TooFewTracksError, fit_novelty, load_novelty,
-                                     signal_warnings)
+from genrelab.models.novelty import FrameSummary, TooFewTracksError, fit_novelty, load_novelty, signal_warnings
 from genrelab.predict import predict_command, predict_file
 from test_predict import SR, _music, build_tiny_bundle
 
@@ -56,7 +55,7 @@ def test_the_train_stage_records_the_training_card(tiny):
 def test_identical_runs_give_byte_identical_cards_and_detectors(medium, tmp_path):
     from genrelab.models import train_bundle
 
-    root, model, features = medium
+    _, model, features = medium
     params = json.loads((model / "bundle.json").read_text())["params"]
     params.update(train={"seeds": [0]}, dataset={"name": "synthetic"}, split={"method": "grouped"})
     train_bundle(params, features, tmp_path / "a", progress=False)
@@ -67,7 +66,7 @@ def test_identical_runs_give_byte_identical_cards_and_detectors(medium, tmp_path
 
 
 def test_the_evaluated_card_belongs_to_its_bundle_only(tiny, tmp_path):
-    root, model, features = tiny
+    _, model, features = tiny
     bundle = load_bundle(model, trust=True)
     metrics, _, _ = evaluate_bundle(bundle, features, n_boot=50)
     summary = evaluation_summary(metrics, split="test")
@@ -98,7 +97,7 @@ def test_leaky_metrics_are_marked_in_the_card():
 
 
 def test_a_bundle_without_a_card_still_loads_and_says_so(tiny, tmp_path, capsys):
-    root, model, _ = tiny
+    _, model, _ = tiny
     old = shutil.copytree(model, tmp_path / "old")
     meta = json.loads((old / "bundle.json").read_text())
     del meta["card"], meta["novelty"]
@@ -118,7 +117,7 @@ def test_a_bundle_without_a_card_still_loads_and_says_so(tiny, tmp_path, capsys)
 
 
 def test_card_command_prints_the_whole_card_without_trust(tiny, tmp_path, capsys):
-    root, model, features = tiny
+    _, model, features = tiny
     elsewhere = shutil.copytree(model, tmp_path / "elsewhere")  # outside data/: loading its models needs --trust
     bundle = load_bundle(elsewhere, trust=True)
     metrics, _, _ = evaluate_bundle(bundle, features, n_boot=50)

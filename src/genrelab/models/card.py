@@ -210,7 +210,8 @@ def write_card(path: str | Path, bundle_folder: str | Path, evaluation: dict[str
 # ------------------------------------------------------------------------------------ reading
 def _git(root: Path, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                              check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -244,7 +245,7 @@ def provenance(card_file: str | Path | None) -> dict[str, str]:
     if card_file is None or not Path(card_file).is_file():
         return unknown
     card_file = Path(card_file)
-    mtime = _dt.datetime.fromtimestamp(card_file.stat().st_mtime, tz=_dt.timezone.utc).isoformat(timespec="seconds")
+    mtime = _dt.datetime.fromtimestamp(card_file.stat().st_mtime, tz=_dt.UTC).isoformat(timespec="seconds")
     root = _project_root(card_file.parent)
     if root is None or not (root / "dvc.lock").is_file():
         return {**unknown, "date": mtime}
