@@ -89,6 +89,10 @@ def test_published_layout_gives_the_plain_sklearn_track_votes(tmp_path):
     np.testing.assert_allclose(bundle.predict_proba(load_feature_split(tmp_path / "features", "test")), proba,
                                rtol=1e-6, atol=1e-9)
     assert 0.3 < metrics["track_vote"]["accuracy"] < 1.0  # a real test: neither chance nor trivially perfect
+    from genrelab.predict import bundle_recipe
+
+    with pytest.raises(ConfigError, match="precomputed features .* cannot compute from audio"):
+        bundle_recipe(bundle)
     card = load_bundle(tmp_path / "model", trust=True).meta["card"]
     assert card["dataset"]["name"] == "embeddings" and card["dataset"]["tracks"] == {"train": 50, "valid": 0,
                                                                                        "test": 30}

@@ -106,6 +106,10 @@ def bundle_recipe(bundle: Bundle) -> InputRecipe:
     from genrelab.variants import make_variant_separator
 
     params = bundle.meta.get("params", {})
+    if (params.get("features") or {}).get("name") == "table":
+        raise ConfigError(f"{bundle.folder}: this model was trained on precomputed features (a feature table or "
+                          "embedding files), which genrelab cannot compute from audio; train on audio features "
+                          "(e.g. features=mfcc or musicnn) to classify recordings")
     missing = [k for k in ("features", "variant", "slicing", "audio") if k not in params]
     if missing:
         raise ConfigError(f"{bundle.folder}/bundle.json: params lacks {missing}; re-run the 'train' stage "
