@@ -8,6 +8,7 @@ import json
 import tarfile
 import zipfile
 from collections import Counter
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from genrelab.datasets import INDEX_COLUMNS, prepare_dataset, read_index
 from genrelab.datasets.gtzan import (
     GtzanLayoutError,
     find_gtzan_audio,
+    load_gtzan_artists,
     load_gtzan_split,
     prepare_gtzan,
     probe_audio,
@@ -98,9 +100,30 @@ def test_packaged_splits_match_the_published_sizes():
     st = load_gtzan_split("stratified")
     assert Counter(st.values()) == {"train": 500, "valid": 250, "test": 250}
     assert all(Counter(t.split(".")[0] for t in st).get(g) == 100 for g in GENRES)
-    assert load_gtzan_split("kfold") == {}
-    with pytest.raises(ConfigError, match="valid choices: fault_filtered, stratified, kfold"):
+    with pytest.raises(ConfigError, match="-S split=kfold"):   # folds are the split stage's, not the dataset's
+        load_gtzan_split("kfold")
+    with pytest.raises(ConfigError, match="valid choices: fault_filtered, stratified"):
         load_gtzan_split("random")
+
+
+def test_packaged_artists_are_sturms_index():
+    artists = load_gtzan_artists()
+    assert len(artists) == 1000 and set(artists) == {f"{g}.{n:05d}" for g in GENRES for n in range(100)}
+    known = {t: a for t, a in artists.items() if a}
+    assert len(known) == 919 and len(set(known.values())) == 244
+    assert artists["blues.00000"] == "John Lee Hooker"
+    assert Counter(a for t, a in known.items() if t.startswith("reggae."))["Bob Marley"] == 35
+    assert Counter(a for t, a in known.items() if t.startswith("pop."))["Britney Spears"] == 24
+    text = (files("genrelab") / "data" / "gtzan_artists.csv").read_text()
+    assert "Sturm" in text and "An Analysis of the GTZAN Music Genre Dataset" in text and "MIRUM" in text
+    # the fault-filtered split is artist-conflict-free; the 70 faulty tracks all have a known artist
+    ff = load_gtzan_split("fault_filtered")
+    splits_of = {}
+    for t, s in ff.items():
+        if artists[t]:
+            splits_of.setdefault(artists[t].casefold(), set()).add(s)
+    assert all(len(v) == 1 for v in splits_of.values())
+    assert all(artists[t] for t in artists if t not in ff)
 
 
 def test_download_original_release_then_reuse_cache(tmp_path):
@@ -119,7 +142,7 @@ def test_download_original_release_then_reuse_cache(tmp_path):
     assert (index["genre"] == index["track_id"].str.split(".").str[0]).all()
     assert (index["sample_rate"] == SR).all()
     np.testing.assert_allclose(index["duration_s"], 0.25, atol=1e-3)
-    assert (index["artist"] == "").all()
+    assert index["artist"].tolist() == [load_gtzan_artists()[t] for t in TRACKS]   # Sturm's index
     assert {t: s for t, s in zip(index["track_id"], index["official_split"]) if t in KNOWN} == KNOWN
     assert index["path"].str.endswith(".au").all() and not index["path"].str.startswith("/").any()
     assert summary["n_unassigned"] == 1  # classical.00042 is one of the 70 faulty tracks
@@ -155,15 +178,17 @@ def test_kaggle_extracted_folder_detected_at_any_level(tmp_path, below):
     assert layout == "kaggle" and audio_dir == root / "wrapper" / "Data" / "genres_original"
 
 
-def test_registry_entry_and_kfold_leave_official_split_empty(tmp_path):
+def test_registry_entry_keeps_every_track_with_its_artist(tmp_path):
     root = tmp_path / "copy"
     for name, data in _entries("genres", "au", "AU").items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
     # through the project's dataset registry, as the prepare stage calls it
-    index = prepare_dataset({"name": "gtzan", "source": str(root), "split": "kfold", "n_folds": 3,
+    index = prepare_dataset({"name": "gtzan", "source": str(root), "split": "fault_filtered",
                              "cache_dir": str(tmp_path / "c")}, tmp_path / "out", progress=False)
-    assert len(index) == len(TRACKS) and (index["official_split"] == "").all()
+    assert len(index) == len(TRACKS)   # the faulty classical.00042 too, in no official split
+    assert index.set_index("track_id").loc["classical.00042", "official_split"] == ""
+    assert index["artist"].tolist() == [load_gtzan_artists()[t] for t in index["track_id"]]
     pd.testing.assert_frame_equal(read_index(tmp_path / "out"), index, check_dtype=False)
 
 
@@ -177,10 +202,12 @@ def test_unreachable_download_says_where_to_put_the_archive(tmp_path):
 
 
 def test_invalid_settings_and_sources(tmp_path):
-    with pytest.raises(ConfigError, match="fault_filtered, stratified, kfold"):
+    with pytest.raises(ConfigError, match="fault_filtered, stratified"):
         prepare_gtzan({"split": "random"}, tmp_path / "o", progress=False)
-    with pytest.raises(ConfigError, match="n_folds"):
-        prepare_gtzan({"split": "kfold", "n_folds": 1}, tmp_path / "o", progress=False)
+    with pytest.raises(ConfigError, match="dataset.split: 'kfold' is not a dataset option.*-S split=kfold"):
+        prepare_gtzan({"split": "kfold"}, tmp_path / "o", progress=False)
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['n_folds'\]"):
+        prepare_gtzan({"n_folds": 5}, tmp_path / "o", progress=False)
     with pytest.raises(ConfigError, match="unknown key"):
         prepare_gtzan({"sourse": "x"}, tmp_path / "o", progress=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):

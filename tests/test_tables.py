@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from genrelab.config import ConfigError
-from genrelab.datasets.gtzan import load_gtzan_split
+from genrelab.datasets.gtzan import load_gtzan_artists, load_gtzan_split
 from genrelab.datasets.tables import import_table
 from test_fma import tracks_csv_text
 
@@ -52,17 +52,19 @@ def test_kaggle_header_matches_shared(shared_dir):
 def test_kaggle_30_sec_by_fault_filtered_split(tmp_path):
     raw = _kaggle_csv(tmp_path / "features_30_sec.csv", list(TRACKS)[::-1])
     out = import_table("gtzan_kaggle", tmp_path / "features_30_sec.csv")
-    assert list(out) == ["train", "valid", "test"]
+    assert list(out) == ["train", "valid", "test", "none"]
     for split in out:
-        tids = [t for t, s in TRACKS.items() if s == split]
+        tids = [t for t, s in TRACKS.items() if s == (split if split != "none" else "")]
         part = out[split]
         assert part["X"].dtype == np.float32 and part["X"].shape == (len(tids), 57)
         assert part["track_id"].tolist() == tids and part["slice_idx"].tolist() == [0] * len(tids)
-        assert part["genre"].tolist() == ["blues"] * len(tids)
+        assert part["genre"].tolist() == [t.split(".")[0] for t in tids]
+        assert part["artist"].tolist() == [load_gtzan_artists()[t] for t in tids]   # Sturm's index
         assert list(part["feature_names"]) == KAGGLE_HEADER[2:-1]
         want = raw.set_index("filename").loc[[f"{t}.wav" for t in tids], KAGGLE_HEADER[2:-1]].to_numpy(np.float32)
         np.testing.assert_array_equal(part["X"], want)
-    assert "classical.00042" not in np.concatenate([p["track_id"] for p in out.values()])
+    # a faulty track is kept in no official split, as the audio ingest keeps it
+    assert out["none"]["track_id"].tolist() == ["classical.00042"]
 
 
 def test_kaggle_3_sec_slices_grouped_by_track(tmp_path):
@@ -71,13 +73,15 @@ def test_kaggle_3_sec_slices_grouped_by_track(tmp_path):
     st = load_gtzan_split("stratified")
     everything = np.concatenate([p["track_id"] for p in out.values()])
     assert len(everything) == 30
+    assert len(out["none"]["track_id"]) == 0
     for split, part in out.items():
         assert all(st[t] == split for t in part["track_id"])
         order = list(zip(part["track_id"], part["slice_idx"]))
         assert order == sorted(order)  # grouped by track, slices 0..9 in order
         for t in set(part["track_id"]):
             assert part["slice_idx"][part["track_id"] == t].tolist() == list(range(10))
-    assert list(import_table("gtzan_kaggle", tmp_path / "features_3_sec.csv", split="kfold")) == ["all"]
+    with pytest.raises(ConfigError, match="-S split=kfold"):   # folds are made by the split stage
+        import_table("gtzan_kaggle", tmp_path / "features_3_sec.csv", split="kfold")
 
 
 def test_kaggle_bad_inputs(tmp_path):
@@ -118,12 +122,13 @@ def test_fma_features_with_official_split(tmp_path):
     assert [h.split(",")[0] for h in head] == ["feature", "statistics", "number", "track_id"]
     out = import_table("fma", tmp_path / "features.csv", tracks_csv=tmp_path / "tracks.csv", subset="small")
     assert {k: v["track_id"].tolist() for k, v in out.items()} == {
-        "train": ["2", "10", "1000"], "valid": ["140"], "test": ["5"]}
+        "train": ["2", "10", "1000"], "valid": ["140"], "test": ["5"], "none": []}
     train = out["train"]
     assert train["X"].shape == (3, 518) and train["X"].dtype == np.float32
     assert train["feature_names"][0] == "chroma_cens_kurtosis_01" and len(set(train["feature_names"])) == 518
     np.testing.assert_allclose(train["X"], feats.loc[[2, 10, 1000]].to_numpy(np.float32), rtol=1e-5)
     assert train["genre"].tolist() == ["Hip-Hop", "Pop", "Rock"]
+    assert train["artist"].tolist() == ["1", "6", "200"]   # FMA's artist ids: the split stage groups by them
     medium = import_table("fma", tmp_path / "features.csv", tracks_csv=tmp_path / "tracks.csv", subset="medium")
     assert medium["valid"]["track_id"].tolist() == ["3", "140"]
     with pytest.raises(ValueError, match="needs `tracks_csv`"):

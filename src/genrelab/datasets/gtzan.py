@@ -9,7 +9,15 @@ on-disk layouts are in circulation and both are recognised automatically:
 
 Official splits ship with the package (``genrelab/data/gtzan_splits``): the
 fault-filtered, artist-conflict-free split of Kereliuk, Sturm & Larsen (2015) — 443/197/290
-tracks, the 70 faulty tracks in none — and a 500/250/250 stratified split of all tracks.
+tracks, the 70 faulty tracks in none — and a 500/250/250 stratified split of all tracks
+(which puts 101 artists in more than one split).
+
+The artist of every track ships too (``genrelab/data/gtzan_artists.csv``), derived from
+Sturm's index of GTZAN (B. L. Sturm, "An Analysis of the GTZAN Music Genre Dataset", ACM
+MIRUM 2012): 919 of the 1000 tracks have a known artist; the other 81 have ``artist == ""``
+and are grouped alone by the split stage. Every track is in the index, whatever the official
+split: the faulty tracks get ``official_split == ""``, so ``split=official`` leaves them out
+while ``split=grouped`` and ``split=kfold`` use all 1000 (grouped by artist).
 
 This module also holds the pieces every audio dataset ingest shares (``probe_audio``,
 ``write_index``, ``QUARANTINE_COLUMNS``); ``genrelab.datasets.fma`` uses them. The index
@@ -50,6 +58,7 @@ __all__ = [
     "probe_audio",
     "write_index",
     "load_gtzan_split",
+    "load_gtzan_artists",
     "find_gtzan_audio",
     "locate_gtzan",
     "prepare_gtzan",
@@ -261,12 +270,15 @@ GTZAN_LAYOUTS: dict[str, GtzanLayout] = {
 }
 """Known layouts of a GTZAN copy, tried in this order."""
 
-GTZAN_SPLITS: dict[str, str | None] = {
+GTZAN_SPLITS: dict[str, str] = {
     "fault_filtered": "fault_filtered",
     "stratified": "stratified",
-    "kfold": None,
 }
-"""Split choices -> folder of the shipped lists (None: no official split, folds are made later)."""
+"""Official split choices (``dataset.split``) -> folder of the shipped lists. Folds are not a
+dataset setting: ``split=kfold`` (``split.n_folds``, ``split.fold``) makes them from the index."""
+
+GTZAN_ARTISTS_FILE = "gtzan_artists.csv"
+"""Package data (``genrelab/data/``): ``track_id,artist`` from Sturm's GTZAN index."""
 
 
 class GtzanLayoutError(FileNotFoundError):
@@ -283,8 +295,8 @@ def load_gtzan_split(name: str) -> dict[str, str]:
 
     Parameters
     ----------
-    name : {"fault_filtered", "stratified", "kfold"}
-        See ``GTZAN_SPLITS``. ``"kfold"`` has no official split and returns ``{}``.
+    name : {"fault_filtered", "stratified"}
+        See ``GTZAN_SPLITS``.
 
     Returns
     -------
@@ -299,10 +311,8 @@ def load_gtzan_split(name: str) -> dict[str, str]:
     ValueError
         If a shipped list is malformed or names a track twice.
     """
-    require_choice("GTZAN split", name, GTZAN_SPLITS)
+    check_gtzan_split("GTZAN split", name)
     folder = GTZAN_SPLITS[name]
-    if folder is None:
-        return {}
     base = resources.files("genrelab").joinpath("data", "gtzan_splits", folder)
     out: dict[str, str] = {}
     for split in SPLIT_NAMES:
@@ -322,6 +332,47 @@ def load_gtzan_split(name: str) -> dict[str, str]:
     return out
 
 
+def check_gtzan_split(key: str, name: str) -> str:
+    """Check an official split choice; ``kfold`` gets a message that says where folds are made."""
+    if name == "kfold":
+        raise ConfigError(f"{key}: 'kfold' is not a dataset option (any more); keep the dataset's official split "
+                          "lists and choose folds with the split group: -S split=kfold "
+                          "(split.n_folds, split.fold; split.fold=all runs every fold)")
+    return require_choice(key, name, GTZAN_SPLITS)
+
+
+def load_gtzan_artists() -> dict[str, str]:
+    """Artist of every GTZAN track, from the table shipped with the package.
+
+    Derived from Sturm's index of GTZAN; cite B. L. Sturm, "An Analysis of the GTZAN Music
+    Genre Dataset", Proc. ACM Workshop MIRUM, Nara, Japan, 2012.
+
+    Returns
+    -------
+    artists : dict[str, str]
+        ``track_id`` (``"blues.00000"``) -> artist as written in the index
+        (``"John Lee Hooker"``), ``""`` for the 81 tracks whose artist is unknown. All 1000
+        tracks are present.
+
+    Raises
+    ------
+    ValueError
+        If the shipped table is malformed.
+    """
+    import csv
+
+    text = resources.files("genrelab").joinpath("data", GTZAN_ARTISTS_FILE).read_text(encoding="utf-8")
+    rows = list(csv.reader(line for line in text.splitlines() if line and not line.startswith("#")))
+    if not rows or rows[0] != ["track_id", "artist"]:
+        raise ValueError(f"{GTZAN_ARTISTS_FILE}: expected the header 'track_id,artist'")
+    out: dict[str, str] = {}
+    for row in rows[1:]:
+        if len(row) != 2 or _track_id_from_name(row[0]) != row[0] or row[0] in out:
+            raise ValueError(f"{GTZAN_ARTISTS_FILE}: bad or repeated row {row!r}")
+        out[row[0]] = row[1].strip()
+    return out
+
+
 @dataclass(frozen=True)
 class GtzanSettings:
     """Validated GTZAN settings (see ``prepare_gtzan`` for the meaning of each key)."""
@@ -331,12 +382,9 @@ class GtzanSettings:
     md5: str | None = GTZAN_MD5
     cache_dir: str = "~/.cache/genrelab/gtzan"
     split: str = "fault_filtered"
-    n_folds: int = 5
 
     def __post_init__(self) -> None:
-        require_choice("dataset.split", self.split, GTZAN_SPLITS)
-        if self.n_folds < 2:
-            raise ConfigError(f"dataset.n_folds: must be an integer >= 2, got {self.n_folds!r}")
+        check_gtzan_split("dataset.split", self.split)
         if not self.source and not self.urls:
             raise ConfigError("dataset: set `source` to a local GTZAN copy or give at least one URL in `urls`")
         if not self.cache_dir:
@@ -458,6 +506,7 @@ def locate_gtzan(settings: GtzanSettings | Mapping[str, Any], *, progress: bool 
 
 
 def _gtzan_candidates(audio_dir: Path, extension: str, split: Mapping[str, str]) -> list[dict[str, Any]]:
+    artists = load_gtzan_artists()
     out = []
     for genre in GENRES:
         gdir = audio_dir / genre
@@ -468,7 +517,7 @@ def _gtzan_candidates(audio_dir: Path, extension: str, split: Mapping[str, str])
             tid = _track_id_from_name(f.name)
             if tid is None or not tid.startswith(genre + "."):
                 continue
-            out.append({"track_id": tid, "genre": genre, "artist": "", "path": f.absolute(),
+            out.append({"track_id": tid, "genre": genre, "artist": artists.get(tid, ""), "path": f.absolute(),
                         "official_split": split.get(tid, "")})
     return out
 
@@ -494,11 +543,9 @@ def prepare_gtzan(settings: Mapping[str, Any], out_dir: str | os.PathLike, *, pr
             Folder for the download and extracted archives (default ``data/raw/gtzan``,
             relative to the working directory). A manually downloaded archive goes to
             ``<cache_dir>/genres.tar.gz``.
-        ``split`` : {"fault_filtered", "stratified", "kfold"}
+        ``split`` : {"fault_filtered", "stratified"}
             Which shipped split fills ``official_split`` (default ``fault_filtered``).
-            ``kfold`` leaves it empty: folds are made downstream.
-        ``n_folds`` : int >= 2
-            Folds for ``split: kfold`` (validated here, used by the split stage).
+            Folds are made by the split stage (``split=kfold``), not here.
     out_dir : str or PathLike
         Output folder (created).
     progress : bool
@@ -511,13 +558,14 @@ def prepare_gtzan(settings: Mapping[str, Any], out_dir: str | os.PathLike, *, pr
 
         - ``track_id`` (str): ``"blues.00000"``;
         - ``genre`` (str): one of ``genrelab.GENRES``;
-        - ``artist`` (str): ``""`` — the release has no artist ids;
+        - ``artist`` (str): from Sturm's index (:func:`load_gtzan_artists`), ``""`` for
+          the 81 tracks it does not know;
         - ``path`` (str): audio file relative to ``out_dir`` (POSIX separators; absolute
           only when no relative path exists), i.e. ``out_dir / path`` opens it;
         - ``duration_s`` (float): seconds, from a full decode;
         - ``sample_rate`` (int): the file's own rate in Hz (22050 for GTZAN);
         - ``official_split`` (str): ``train``/``valid``/``test``, or ``""`` for a track in
-          no list (the 70 faulty tracks of ``fault_filtered``; all tracks for ``kfold``).
+          no list (the 70 faulty tracks of ``fault_filtered``).
 
     Raises
     ------

@@ -6,10 +6,10 @@ Two tables are in wide use and can stand in for the feature-extraction stage:
   ``filename`` like ``blues.00000.wav``) or ``features_3_sec.csv`` (one row per 3-s
   segment, ``filename`` like ``blues.00000.7.wav``). Columns: ``filename, length``, 57
   features, ``label``. The split comes from the GTZAN lists shipped with genrelab,
-  matched by file name.
+  matched by file name, and the artist from Sturm's index shipped with it.
 * ``fma``: FMA's ``features.csv`` from ``fma_metadata.zip``: a three-level header
   (``feature``, ``statistics``, ``number``; 518 columns) over the ``track_id`` index. The
-  subset, label and official split come from ``tracks.csv``.
+  subset, label, artist and official split come from ``tracks.csv``.
 
 ``import_table`` is pure: it reads files and returns arrays; the caller writes them.
 """
@@ -26,24 +26,31 @@ import numpy as np
 import pandas as pd
 
 from genrelab import GENRES
-from genrelab.config import require_choice
+from genrelab.config import ConfigError, require_choice
 from genrelab.datasets.fma import load_fma_tracks, select_fma_subset
-from genrelab.datasets.gtzan import GTZAN_SPLITS, SPLIT_NAMES, load_gtzan_split
+from genrelab.datasets.gtzan import (
+    SPLIT_NAMES,
+    check_gtzan_split,
+    load_gtzan_artists,
+    load_gtzan_split,
+)
 
-__all__ = ["TABLE_FORMATS", "KAGGLE_NON_FEATURES", "FMA_SPLIT_CHOICES", "import_table"]
+__all__ = ["TABLE_FORMATS", "KAGGLE_NON_FEATURES", "FMA_SPLIT_CHOICES", "NO_SPLIT", "import_table"]
 
 log = logging.getLogger(__name__)
 
 KAGGLE_NON_FEATURES: tuple[str, ...] = ("filename", "length", "label")
 """Kaggle GTZAN columns that are not features (``length`` is the segment's sample count)."""
 
-FMA_SPLIT_CHOICES: tuple[str, ...] = ("official", "kfold")
-"""``split`` values for ``fma``: FMA's own split, or one ``"all"`` group for folds made later."""
+FMA_SPLIT_CHOICES: tuple[str, ...] = ("official",)
+"""``split`` values for ``fma``: FMA's own split (folds are made by the split stage)."""
+
+NO_SPLIT = "none"
+"""Key of :func:`import_table`'s rows of tracks in no official split (the faulty GTZAN tracks)."""
 
 FMA_HEADER_LEVELS: tuple[str, ...] = ("feature", "statistics", "number")
 """Names of the three column levels of FMA's ``features.csv`` (first cell of each header line)."""
 
-ALL = "all"
 _KAGGLE_NAME = r"^(?P<genre>[a-z]+)\.(?P<number>\d{5})(?:\.(?P<slice>\d+))?\.(?:wav|au)$"
 
 
@@ -56,6 +63,7 @@ class _Long:
     slice_idx: np.ndarray
     genre: np.ndarray
     split: np.ndarray
+    artist: np.ndarray
     feature_names: np.ndarray
 
 
@@ -70,7 +78,7 @@ def _read_gtzan_kaggle(path: Path, *, split: str | None, tracks_csv: Path | None
     if tracks_csv is not None or subset is not None:
         raise ValueError("import_table('gtzan_kaggle', ...): `tracks_csv` and `subset` apply to 'fma' only")
     split = "fault_filtered" if split is None else split
-    require_choice("GTZAN split", split, GTZAN_SPLITS)
+    check_gtzan_split("GTZAN split", split)
     df = pd.read_csv(path)
     missing = [c for c in ("filename", "label") if c not in df.columns]
     if missing:
@@ -89,7 +97,9 @@ def _read_gtzan_kaggle(path: Path, *, split: str | None, tracks_csv: Path | None
     slice_idx = parts["slice"].fillna("0").astype("int64").to_numpy()
     feature_cols = [c for c in df.columns if c not in KAGGLE_NON_FEATURES]
     mapping = load_gtzan_split(split)
-    splits = np.array([mapping.get(t, "") for t in track_id] if mapping else [ALL] * len(df), dtype=object)
+    splits = np.array([mapping.get(t, "") for t in track_id], dtype=object)
+    artists = load_gtzan_artists()
+    artist = np.array([artists.get(t, "") for t in track_id], dtype=object)
     order = np.lexsort((slice_idx, track_id))
     return _Long(
         X=_numeric(df[feature_cols], path)[order],
@@ -97,6 +107,7 @@ def _read_gtzan_kaggle(path: Path, *, split: str | None, tracks_csv: Path | None
         slice_idx=slice_idx[order],
         genre=label.to_numpy(dtype=str)[order],
         split=splits[order],
+        artist=artist[order],
         feature_names=np.asarray(feature_cols, dtype=str),
     )
 
@@ -107,6 +118,9 @@ def _read_fma(path: Path, *, split: str | None, tracks_csv: Path | None, subset:
             "import_table('fma', ...) needs `tracks_csv` (FMA's tracks.csv) and `subset` ('small'|'medium')"
         )
     split = "official" if split is None else split
+    if split == "kfold":
+        raise ConfigError("FMA split: 'kfold' is not a dataset option (any more); the table keeps FMA's official "
+                          "split and -S split=kfold (split.n_folds, split.fold) makes folds")
     require_choice("FMA split", split, FMA_SPLIT_CHOICES)
     try:
         feats = pd.read_csv(path, index_col=0, header=[0, 1, 2], low_memory=False)
@@ -128,13 +142,14 @@ def _read_fma(path: Path, *, split: str | None, tracks_csv: Path | None, subset:
         log.warning("%s: %d tracks of fma_%s have no features (e.g. %s)", path, len(absent), subset, list(absent[:3]))
     table = table.loc[table.index.intersection(feats.index)].sort_index()
     X = _numeric(feats.loc[table.index], path)
-    splits = table["official_split"].to_numpy(dtype=object) if split == "official" else np.full(len(table), ALL, object)
+    splits = table["official_split"].to_numpy(dtype=object)
     return _Long(
         X=X,
         track_id=table.index.astype(str).to_numpy(dtype=str),
         slice_idx=np.zeros(len(table), dtype=np.int64),
         genre=table["genre"].to_numpy(dtype=str),
         split=splits,
+        artist=table["artist"].to_numpy(dtype=object),
         feature_names=names,
     )
 
@@ -172,9 +187,9 @@ def import_table(
         ``features_30_sec.csv``/``features_3_sec.csv`` (Kaggle GTZAN) or ``features.csv``
         (FMA).
     split : str, optional
-        ``gtzan_kaggle``: ``"fault_filtered"`` (default), ``"stratified"`` or ``"kfold"``;
-        ``fma``: ``"official"`` (default) or ``"kfold"``. ``"kfold"`` returns every row
-        under the one key ``"all"`` for folds made downstream.
+        ``gtzan_kaggle``: ``"fault_filtered"`` (default) or ``"stratified"``;
+        ``fma``: ``"official"`` (the default and only choice). Folds are made downstream
+        by the split stage from every row, whatever this official split is.
     tracks_csv : str or PathLike, optional
         FMA's ``tracks.csv`` (``fma`` only): subset, ``genre_top`` and official split.
     subset : {"small", "medium"}, optional
@@ -183,8 +198,10 @@ def import_table(
     Returns
     -------
     splits : dict[str, dict[str, np.ndarray]]
-        Keys ``"train"``, ``"valid"``, ``"test"`` (always all three, possibly empty), or
-        ``"all"`` for ``split="kfold"``. Each value holds:
+        Keys ``"train"``, ``"valid"``, ``"test"`` and ``"none"`` (:data:`NO_SPLIT`: rows of
+        tracks in no official split, such as the 70 faulty GTZAN tracks of the fault-filtered
+        split; kept, as the audio ingest keeps them, so that ``split=grouped`` and
+        ``split=kfold`` see every track), always all four, possibly empty. Each value holds:
 
         - ``X`` : np.ndarray [shape=(n, d)], float32 — features (d = 57 for Kaggle GTZAN,
           518 for FMA);
@@ -193,12 +210,13 @@ def import_table(
         - ``slice_idx`` : np.ndarray [shape=(n,)], int64 — the 3-s segment number in
           ``features_3_sec.csv``, 0 for whole-track rows;
         - ``genre`` : np.ndarray [shape=(n,)], str;
+        - ``artist`` : np.ndarray [shape=(n,)], str — Sturm's GTZAN index, FMA's artist
+          id; ``""`` where unknown;
         - ``feature_names`` : np.ndarray [shape=(d,)], str — column names; for FMA
           ``"<feature>_<statistic>_<number>"`` such as ``"mfcc_mean_01"``.
 
-        Rows are sorted by ``(track_id, slice_idx)`` (FMA: by numeric id). Rows of tracks in no split (the 70
-        faulty GTZAN tracks of the fault-filtered split) and rows with non-finite
-        features are dropped, with a log message.
+        Rows are sorted by ``(track_id, slice_idx)`` (FMA: by numeric id). Rows with
+        non-finite features are dropped, with a log message.
 
     Raises
     ------
@@ -222,17 +240,17 @@ def import_table(
                     path, int((~keep).sum()), long.track_id[~keep][0])
     unassigned = keep & (long.split == "")
     if unassigned.any():
-        log.info("%s: %d rows (%d tracks) are in no split and are left out",
-                 path, int(unassigned.sum()), len(set(long.track_id[unassigned].tolist())))
-    names = [ALL] if (long.split == ALL).any() else list(SPLIT_NAMES)
+        log.info("%s: %d rows (%d tracks) are in no official split (kept under %r)",
+                 path, int(unassigned.sum()), len(set(long.track_id[unassigned].tolist())), NO_SPLIT)
     out: dict[str, dict[str, np.ndarray]] = {}
-    for name in names:
-        rows = np.flatnonzero(keep & (long.split == name))  # readers return rows sorted
+    for name in (*SPLIT_NAMES, NO_SPLIT):
+        rows = np.flatnonzero(keep & (long.split == (name if name != NO_SPLIT else "")))  # readers sort rows
         out[name] = {
             "X": np.ascontiguousarray(long.X[rows], dtype=np.float32),
             "track_id": long.track_id[rows],
             "slice_idx": long.slice_idx[rows].astype(np.int64),
             "genre": long.genre[rows],
+            "artist": long.artist[rows].astype(str),
             "feature_names": long.feature_names.copy(),
         }
     return out
