@@ -23,11 +23,19 @@ from genrelab.features.extractors import (
     make_extractor,
     settings_dict,
 )
-from genrelab.features.sets import FeatureSet, load_feature_split, write_feature_sets
+from genrelab.features.sets import (
+    FeatureSet,
+    concat_feature_sets,
+    join_split,
+    load_feature_split,
+    load_split_sets,
+    write_feature_sets,
+)
 from genrelab.features.slicing import SliceSettings, slice_signal
 
 __all__ = [
     "EMBEDDING_MODELS", "FEATURES", "KAGGLE_COLUMNS", "STATS", "ClassicFeatures", "EmbeddingFeatures", "FeatureBatch",
     "FeatureSet", "MFCCFeatures", "MelFeatures", "SliceSettings", "TableFeatures", "TrackFeatures", "extract_dataset",
     "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_features", "write_feature_sets",
+    "concat_feature_sets", "join_split", "load_split_sets",
 ]

@@ -1,11 +1,26 @@
 """Classical models: scikit-learn pipelines (scaling, optional PCA, classifier) on summary vectors.
 
-The grid-searched SVM searches on training data only, with grouped cross-validation.
+Every inner validation is grouped by the outer split's unit (the ``group`` of each slice:
+its artist, or its track where the artist is unknown), so that no artist's slices sit on
+both sides of it:
+
+* ``svm_grid`` searches ``C`` and ``gamma`` by stratified group k-fold on the train split;
+* the SVMs' Platt-scaled probabilities are fitted on cross-fitted decision values, with
+  folds grouped the same way (falling back to track groups, with a warning, when a genre has
+  fewer than two groups in the training split);
+* ``mlp`` and ``gbdt`` stop early on the valid split (track- and group-disjoint from train),
+  or, where it is empty, on a group hold-out of the train split.
+
+SVM class predictions (``predict``) come from the SVC itself; its calibrated probabilities
+(``predict_proba``) serve the mean-probability aggregation of a track's slices only.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +31,12 @@ import numpy as np
 from genrelab.config import ConfigError, require_choice
 
 __all__ = ["SVMSettings", "SVMGridSettings", "RFSettings", "GBDTSettings", "LogRegSettings", "MLPSettings",
-           "CLASSICAL_SETTINGS", "SklearnModel", "build_sklearn", "load_sklearn"]
+           "CLASSICAL_SETTINGS", "SklearnModel", "build_sklearn", "load_sklearn", "group_folds"]
+
+log = logging.getLogger(__name__)
+
+HOLDOUT_FRACTION = 0.1
+"""Share of the train split's groups held out for early stopping when the valid split is empty."""
 
 
 def _check_pca(pca: float | int | None) -> None:
@@ -42,7 +62,7 @@ class SVMSettings:
 
 @dataclass(frozen=True)
 class SVMGridSettings:
-    """SVM whose ``C`` and ``gamma`` are searched by track-grouped CV on the training split."""
+    """SVM whose ``C`` and ``gamma`` are searched by group-wise CV (the outer split's unit) on the train split."""
 
     C: tuple = (1.0, 10.0, 100.0)
     gamma: tuple = ("scale", 0.01, 0.001)
@@ -76,16 +96,23 @@ class RFSettings:
 
 @dataclass(frozen=True)
 class GBDTSettings:
-    """Histogram gradient boosting."""
+    """Histogram gradient boosting.
+
+    ``early_stopping``: ``auto`` stops early above 10000 training slices (scikit-learn's rule),
+    ``true``/``false`` always/never; it scores the valid split, not a random share of slices.
+    """
 
     max_iter: int = 200
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
+    early_stopping: bool | str = "auto"
     pca: float | int | None = None
 
     def __post_init__(self) -> None:
         if self.max_iter < 1 or self.learning_rate <= 0:
             raise ConfigError("model.max_iter must be >= 1 and model.learning_rate > 0")
+        if self.early_stopping not in (True, False, "auto"):
+            raise ConfigError(f"model.early_stopping: true, false or auto, got {self.early_stopping!r}")
         _check_pca(self.pca)
 
 
@@ -105,18 +132,26 @@ class LogRegSettings:
 
 @dataclass(frozen=True)
 class MLPSettings:
-    """Multi-layer perceptron on standardised features."""
+    """Multi-layer perceptron on standardised features.
+
+    With ``early_stopping`` it keeps the epoch with the best accuracy on the valid split and
+    stops after ``n_iter_no_change`` epochs without an improvement of ``tol``.
+    """
 
     hidden: tuple = (256, 128)
     alpha: float = 1e-3
     learning_rate_init: float = 1e-3
     max_iter: int = 300
     early_stopping: bool = True
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
     pca: float | int | None = None
 
     def __post_init__(self) -> None:
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ConfigError(f"model.hidden: a non-empty list of positive layer sizes, got {list(self.hidden)}")
+        if self.max_iter < 1 or self.n_iter_no_change < 1:
+            raise ConfigError("model.max_iter and model.n_iter_no_change must be >= 1")
         _check_pca(self.pca)
 
 
@@ -132,28 +167,103 @@ def _pipeline(clf, pca, seed: int):
     return Pipeline(steps)
 
 
-def _estimator(name: str, s: Any, seed: int):
-    from sklearn.calibration import CalibratedClassifierCV
+def _classifier(name: str, s: Any, seed: int):
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
     from sklearn.svm import SVC
 
     factories: dict[str, Callable[[], Any]] = {
-        # Platt-scaled probabilities (what SVC(probability=True) did before scikit-learn 1.9)
-        "svm": lambda: CalibratedClassifierCV(SVC(C=s.C, kernel=s.kernel, gamma=s.gamma, random_state=seed),
-                                              ensemble=False, cv=3),
-        "svm_grid": lambda: CalibratedClassifierCV(SVC(kernel=s.kernel, random_state=seed), ensemble=False, cv=3),
+        "svm": lambda: SVC(C=s.C, kernel=s.kernel, gamma=s.gamma),
+        "svm_grid": lambda: SVC(kernel=s.kernel),
         "rf": lambda: RandomForestClassifier(n_estimators=s.n_estimators, max_depth=s.max_depth,
                                              min_samples_leaf=s.min_samples_leaf, n_jobs=-1, random_state=seed),
         "gbdt": lambda: HistGradientBoostingClassifier(max_iter=s.max_iter, learning_rate=s.learning_rate,
                                                        max_leaf_nodes=s.max_leaf_nodes, random_state=seed),
         "logreg": lambda: LogisticRegression(C=s.C, max_iter=s.max_iter),
+        # early stopping on our own validation set (_fit_mlp), never on a random share of slices
         "mlp": lambda: MLPClassifier(hidden_layer_sizes=tuple(s.hidden), alpha=s.alpha,
                                      learning_rate_init=s.learning_rate_init, max_iter=s.max_iter,
-                                     early_stopping=s.early_stopping, random_state=seed),
+                                     early_stopping=False, random_state=seed),
     }
-    return _pipeline(factories[name](), s.pca, seed)
+    return factories[name]()
+
+
+def group_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, *, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified group k-fold indices: no group on both sides of any fold.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+        Class of each row.
+    groups : np.ndarray [shape=(n,)]
+        Group of each row (artist, or track).
+    n_splits : int >= 2
+    seed : int
+
+    Returns
+    -------
+    folds : list of (train_idx, test_idx)
+        Test parts partition the rows.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    with warnings.catch_warnings():  # "least populated class has only k members": expected on small data
+        warnings.simplefilter("ignore", UserWarning)
+        cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        return [(tr, te) for tr, te in cv.split(np.zeros(len(y)), y, groups)]
+
+
+def _groups_per_class(y: np.ndarray, groups: np.ndarray) -> int:
+    """Fewest distinct groups any present class has."""
+    import pandas as pd
+
+    return int(pd.DataFrame({"y": y, "g": groups}).groupby("y")["g"].nunique().min())
+
+
+def _calibration_groups(name: str, y: np.ndarray, groups: np.ndarray, tracks: np.ndarray) -> tuple[np.ndarray, int]:
+    """Groups and fold count of the SVM's probability calibration (at most 3 folds)."""
+    if _groups_per_class(y, groups) < 2 and _groups_per_class(y, tracks) >= 2:
+        log.warning("model %r: a genre has a single group (artist) in the training split, so its probability "
+                    "calibration is grouped by track instead", name)
+        groups = tracks
+    n = min(3, _groups_per_class(y, groups))
+    if n < 2:
+        raise ConfigError(f"model {name!r}: a genre has only one track in the training split, too few to "
+                          "calibrate SVM probabilities on held-out tracks; use more tracks or model=logreg")
+    return groups, n
+
+
+def _validation_rows(train, valid, seed: int) -> tuple[np.ndarray, Any]:
+    """Rows of ``train`` to fit on, and the validation set: the valid split, else a group hold-out."""
+    if valid is not None and len(valid.meta) > 0:
+        return np.arange(len(train.meta)), valid
+    from sklearn.model_selection import GroupShuffleSplit
+
+    groups = train.groups
+    if len(np.unique(groups)) < 2:
+        raise ConfigError("early stopping needs a valid split or at least two groups in the train split")
+    fit_idx, val_idx = next(GroupShuffleSplit(n_splits=1, test_size=HOLDOUT_FRACTION, random_state=seed)
+                            .split(train.X, train.y, groups))
+    return fit_idx, train.take(val_idx)
+
+
+def _fit_mlp(clf, X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, *, classes: np.ndarray,
+             max_iter: int, n_iter_no_change: int, tol: float) -> dict[str, float]:
+    """Epochs of ``partial_fit`` while the validation accuracy improves; keep the best epoch's weights."""
+    best_score, best, stale, epoch = -np.inf, None, 0, 0
+    for epoch in range(1, max_iter + 1):
+        clf.partial_fit(X, y, classes=classes)
+        score = float(clf.score(X_val, y_val))
+        stale = stale + 1 if score < best_score + tol else 0
+        if score > best_score:
+            best_score, best = score, (copy.deepcopy(clf.coefs_), copy.deepcopy(clf.intercepts_), epoch)
+        if stale >= n_iter_no_change:
+            break
+    assert best is not None
+    clf.coefs_, clf.intercepts_ = best[0], best[1]
+    return {"early_stopping_best_epoch": float(best[2]), "early_stopping_epochs": float(epoch),
+            "early_stopping_valid_accuracy": best_score}
 
 
 @dataclass
@@ -181,40 +291,81 @@ class SklearnModel:
     input: str = "vector"
 
     def fit(self, train, valid=None) -> SklearnModel:
-        """Fit on ``train.X`` / ``train.y`` (``valid`` is not used: it stays unseen)."""
-        t0 = time.perf_counter()
-        pipe = _estimator(self.name, self.settings, self.seed)
-        if self.name in ("svm", "svm_grid"):
-            # Platt calibration folds: at most 3, fewer when a class has few examples in a fit
-            n_min = int(np.bincount(train.y)[np.unique(train.y)].min())
-            if self.name == "svm_grid":
-                folds = min(self.settings.cv_folds, len(np.unique(train.track_id)))
-                n_min = n_min * (folds - 1) // folds
-            if n_min < 2:
-                raise ConfigError(f"model {self.name!r}: a genre has only {n_min} training example(s) in a fit, too "
-                                  "few to calibrate SVM probabilities; use more tracks, fewer cv_folds, or "
-                                  "model=logreg")
-            pipe.set_params(clf__cv=min(3, n_min))
-        if self.name == "svm_grid":
-            from sklearn.model_selection import GridSearchCV, GroupKFold
+        """Fit on ``train.X`` / ``train.y``; inner validation grouped by ``train.groups``.
 
-            groups = train.track_id
-            n_groups = len(np.unique(groups))
-            folds = min(self.settings.cv_folds, n_groups)
-            grid = {"clf__estimator__C": list(self.settings.C), "clf__estimator__gamma": list(self.settings.gamma)}
-            search = GridSearchCV(pipe, grid, cv=GroupKFold(n_splits=folds), scoring="accuracy", n_jobs=1,
-                                  refit=True)
-            search.fit(train.X, train.y, groups=groups)
-            pipe = search.best_estimator_
-            self.report["cv_best_accuracy"] = float(search.best_score_)
-            self.report["best_C"] = float(search.best_params_["clf__estimator__C"])
-            gamma = search.best_params_["clf__estimator__gamma"]
-            self.report["best_gamma"] = float(gamma) if not isinstance(gamma, str) else -1.0
+        ``valid`` is used only by early stopping (``mlp``, ``gbdt``); it never trains a weight.
+        """
+        t0 = time.perf_counter()
+        X, y, groups = train.X, train.y, train.groups
+        if self.name in ("svm", "svm_grid"):
+            self.pipeline = self._fit_svm(X, y, groups, train.track_id)
+        elif self.name == "mlp" and self.settings.early_stopping or self.name == "gbdt" and (
+                self.settings.early_stopping is True
+                or self.settings.early_stopping == "auto" and len(y) > 10000):
+            self.pipeline = self._fit_early_stopping(train, valid)
         else:
-            pipe.fit(train.X, train.y)
-        self.pipeline = pipe
+            self.pipeline = _pipeline(_classifier(self.name, self.settings, self.seed), self.settings.pca,
+                                      self.seed).fit(X, y)
         self.report["fit_seconds"] = time.perf_counter() - t0
         return self
+
+    def _fit_svm(self, X: np.ndarray, y: np.ndarray, groups: np.ndarray, tracks: np.ndarray):
+        """Scaler (+ PCA) + SVC, Platt-calibrated on cross-fitted decision values; C/gamma searched for svm_grid."""
+        from sklearn.calibration import CalibratedClassifierCV
+
+        svc = _classifier(self.name, self.settings, self.seed)
+        if self.name == "svm_grid":
+            from sklearn.model_selection import GridSearchCV
+
+            folds = min(self.settings.cv_folds, len(np.unique(groups)))
+            search = GridSearchCV(_pipeline(svc, self.settings.pca, self.seed),
+                                  {"clf__C": list(self.settings.C), "clf__gamma": list(self.settings.gamma)},
+                                  cv=group_folds(y, groups, folds, seed=self.seed), scoring="accuracy", n_jobs=1,
+                                  refit=False)
+            search.fit(X, y)
+            svc.set_params(C=search.best_params_["clf__C"], gamma=search.best_params_["clf__gamma"])
+            self.report["cv_best_accuracy"] = float(search.best_score_)
+            self.report["cv_folds"] = float(folds)
+            self.report["best_C"] = float(search.best_params_["clf__C"])
+            gamma = search.best_params_["clf__gamma"]
+            self.report["best_gamma"] = float(gamma) if not isinstance(gamma, str) else -1.0
+        cal_groups, n_cal = _calibration_groups(self.name, y, groups, tracks)
+        # ensemble=False: one SVC fitted on all rows (it predicts the classes) + a sigmoid fitted on
+        # decision values of SVCs that did not see the row's group (it maps scores to probabilities)
+        calibrated = CalibratedClassifierCV(svc, method="sigmoid", ensemble=False,
+                                            cv=group_folds(y, cal_groups, n_cal, seed=self.seed))
+        return _pipeline(calibrated, self.settings.pca, self.seed).fit(X, y)
+
+    def _fit_early_stopping(self, train, valid):
+        """Fit the scaler (+ PCA) on train, then the classifier with early stopping on the validation set."""
+        from sklearn.pipeline import Pipeline
+
+        fit_idx, val = _validation_rows(train, valid, self.seed)
+        clf = _classifier(self.name, self.settings, self.seed)
+        pre = _pipeline(clf, self.settings.pca, self.seed)[:-1]
+        Xt = pre.fit_transform(train.X[fit_idx])
+        Xv = pre.transform(val.X)
+        y, yv = train.y[fit_idx], val.y
+        if self.name == "mlp":
+            self.report.update(_fit_mlp(clf, Xt, y, Xv, yv, classes=np.unique(y), max_iter=self.settings.max_iter,
+                                        n_iter_no_change=self.settings.n_iter_no_change, tol=self.settings.tol))
+        else:
+            clf.set_params(early_stopping=True)
+            clf.fit(Xt, y, X_val=Xv, y_val=yv)
+            self.report["early_stopping_epochs"] = float(clf.n_iter_)
+        return Pipeline([*pre.steps, ("clf", clf)])
+
+    def predict(self, features) -> np.ndarray:
+        """Class of each slice, shape (n_slices,): the classifier's own prediction.
+
+        For the SVMs this is the SVC's (fitted on every training row), not the argmax of the
+        calibrated probabilities, which can disagree with it.
+        """
+        X = features.X
+        if self.name in ("svm", "svm_grid"):
+            svc = self.pipeline[-1].calibrated_classifiers_[0].estimator
+            return np.asarray(svc.predict(self.pipeline[:-1].transform(X)), dtype=np.int64)
+        return np.asarray(self.pipeline.predict(X), dtype=np.int64)
 
     def predict_proba(self, features) -> np.ndarray:
         """Class probabilities (n_slices, n_classes), columns in label order 0..n_classes-1."""

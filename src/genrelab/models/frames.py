@@ -72,6 +72,10 @@ class FrameModel:
                     self.report[key] = float(value)
         return self
 
+    def predict(self, features) -> np.ndarray:
+        """Class of each slice, shape (n_slices,): the argmax of the model's probabilities."""
+        return self.predict_proba(features).argmax(axis=1).astype(np.int64)
+
     def predict_proba(self, features) -> np.ndarray:
         if features.S is None:
             raise ConfigError(f"model {self.name!r} reads frames; these features have none")
