@@ -1,13 +1,15 @@
 """Stage evaluate: slice- and track-level metrics on the test split, predictions, confusion plots."""
-from genrelab.evaluate import confusion_png, evaluate_bundle
+from genrelab.config import from_mapping
+from genrelab.evaluate import EvaluateSettings, confusion_png, evaluate_bundle
 from genrelab.io import write_json, write_text
-from genrelab.stage import run_stage
 from genrelab.models import load_bundle
 from genrelab.models.card import evaluation_summary, write_card
+from genrelab.stage import run_stage
 
 
 def configure(p):
     p.add_argument("--features", required=True, help="output of the features stage")
+    p.add_argument("--split", required=True, help="split table of the split stage (groups, folds)")
     p.add_argument("--model", required=True, help="model bundle of the train stage")
     p.add_argument("--metrics", required=True, help="metrics (JSON, numbers only)")
     p.add_argument("--slices", required=True, help="slice-level predictions (CSV)")
@@ -18,16 +20,15 @@ def configure(p):
 
 def main(args, params):
     bundle = load_bundle(args.model)
-    ev = params["evaluate"]
-    metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev["split"],
-                                              n_boot=int(ev["n_bootstrap"]), seed=int(params["seed"]))
+    ev = from_mapping(EvaluateSettings, params["evaluate"], section="evaluate")
+    metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev.split, split_table=args.split)
     write_json(args.metrics, metrics)
-    write_card(args.card, args.model, evaluation_summary(metrics, split=ev["split"]))
+    write_card(args.card, args.model, evaluation_summary(metrics, split=ev.split))
     write_text(args.slices, slices.to_csv(index=False))
     write_text(args.tracks, tracks.to_csv(index=False))
     leaky = " (LEAKY split)" if "leaky" in metrics else ""
     confusion_png(tracks["actual"], tracks["predicted"], bundle.labels, args.png,
-                  title=f"{bundle.meta['model']} on {ev['split']}: track level{leaky}")
+                  title=f"{bundle.meta['model']} on {ev.split}: track level{leaky}")
 
 
 if __name__ == "__main__":

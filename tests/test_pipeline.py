@@ -62,7 +62,6 @@ def tiny_repo(tmp_path_factory) -> Path:
     conf.write_text(yaml.safe_dump(cfg, sort_keys=False))
     cfg = yaml.safe_load((repo / "conf/config.yaml").read_text())
     cfg["slicing"]["length_s"] = 2.0
-    cfg["evaluate"]["n_bootstrap"] = 100
     (repo / "conf/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     run([str(BIN / "genrelab"), "params"], repo)
     run(["git", "init", "-q", "-b", "main"], repo)
@@ -88,6 +87,11 @@ def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo):
     assert (tiny_repo / "plots/confusion.png").read_bytes()[:4] == b"\x89PNG"
     features = json.loads((tiny_repo / "metrics/features.json").read_text())
     assert features["n_tracks_test"] == metrics["n_tracks"]
+    split = json.loads((tiny_repo / "metrics/split.json").read_text())   # the split actually made
+    assert split["n_tracks_grouped_by_artist"] == 24 and split["n_tracks_grouped_by_track"] == 0
+    assert split["n_test"] == metrics["n_tracks"]
+    ci = metrics["track_mean"]["accuracy_ci95"]
+    assert ci["low"] < metrics["track_mean"]["accuracy"] <= ci["high"]
     # every metrics file holds numbers only
     for path in (tiny_repo / "metrics").glob("*.json"):
         def walk(node):
@@ -113,6 +117,20 @@ def test_changing_the_model_reruns_only_train_and_evaluate(tiny_repo):
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
     assert params["model"]["name"] == "logreg"
     assert params["dataset"]["n_tracks_per_genre"] == TINY["n_tracks_per_genre"]
+
+
+def test_kfold_over_all_folds_in_one_experiment(tiny_repo):
+    out = _dvc(tiny_repo, "exp", "run", "-S", "split=kfold", "-S", "split.fold=all", "-S", "split.n_folds=3",
+               "-S", "model=logreg").stdout
+    assert "Running stage 'train'" in out
+    metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
+    assert metrics["n_tracks"] == 24   # every track, predicted by the fold that held it out
+    assert set(metrics["per_fold"]) == {"fold_0", "fold_1", "fold_2"}
+    assert sum(f["n_tracks"] for f in metrics["per_fold"].values()) == 24
+    bundle = json.loads((tiny_repo / "data/model/bundle.json").read_text())
+    assert bundle["folds"] == [0, 1, 2] and len(bundle["members"]) == 3
+    preds = (tiny_repo / "plots/predictions.csv").read_text().splitlines()
+    assert preds[0].startswith("track_id,fold,actual,predicted") and len(preds) == 25
 
 
 def test_queued_grid_runs_and_is_listed(tiny_repo):

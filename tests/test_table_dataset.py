@@ -12,16 +12,11 @@ from genrelab.models import load_bundle, train_bundle
 from genrelab.variants import VariantSettings
 
 
-def _kaggle_3s(path, rng):
-    from genrelab.datasets.gtzan import load_gtzan_split
-
-    split = load_gtzan_split("fault_filtered")
+def _kaggle_3s(path, rng, genres=("blues", "classical", "metal"), n_tracks=100):
     rows = []
-    for genre_i, genre in enumerate(["blues", "classical", "metal"]):
-        for n in range(100):
+    for genre_i, genre in enumerate(genres):
+        for n in range(n_tracks):
             tid = f"{genre}.{n:05d}"
-            if tid not in split:
-                continue
             for seg in range(3):
                 feats = rng.normal(genre_i * 2.0, 1.0, size=len(KAGGLE_COLUMNS))
                 rows.append([f"{tid}.{seg}.wav", 66149, *feats, genre])
@@ -33,9 +28,11 @@ def test_kaggle_table_runs_through_train_and_evaluate(tmp_path):
     _kaggle_3s(csv, np.random.default_rng(0))
     index = prepare_dataset({"name": "table", "kind": "gtzan_kaggle", "source": str(csv),
                              "split": "fault_filtered", "tracks_csv": "", "subset": ""}, tmp_path / "ds")
-    assert set(index["official_split"]) == {"train", "valid", "test"}
+    # every row is kept: the faulty tracks in no official split, as the audio ingest keeps them
+    assert set(index["official_split"]) == {"train", "valid", "test", ""} and len(index) == 300
+    assert (index["artist"] != "").sum() > 250   # Sturm's artists
     table = make_split(index, SplitSettings(method="auto"), seed=0)
-    assert (table["method"] == "official").all()
+    assert (table["method"] == "official").all() and len(table) == (index["official_split"] != "").sum()
     summary = extract_dataset(index, table, extractor=TableFeatures(), variant=VariantSettings(),
                               slicing=SliceSettings(), sample_rate=22050, dataset_dir=tmp_path / "ds",
                               separated_dir=tmp_path / "sep", out_dir=tmp_path / "feat", progress=False)
@@ -44,9 +41,40 @@ def test_kaggle_table_runs_through_train_and_evaluate(tmp_path):
     assert set(test.meta["slice_idx"]) == {0, 1, 2}
     assert set(test.track_id) <= set(index.loc[index["official_split"] == "test", "track_id"])
     params = {"model": {"name": "logreg"}, "train": {"seeds": [0]}}
-    train_bundle(params, tmp_path / "feat", tmp_path / "model")
-    metrics, _, _ = evaluate_bundle(load_bundle(tmp_path / "model", trust=True), tmp_path / "feat", n_boot=50)
+    train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
+    metrics, _, _ = evaluate_bundle(load_bundle(tmp_path / "model", trust=True), tmp_path / "feat",
+                                    split_table=table)
     assert metrics["track_mean"]["accuracy"] > 0.9  # the classes are far apart
+    assert metrics["n_groups"] < metrics["n_tracks"]   # artists: the interval's observations
+
+
+def test_kfold_over_all_folds_on_a_table_dataset(tmp_path):
+    """split=kfold, split.fold=all: every track predicted once, by the fold models that held it out."""
+    csv = tmp_path / "features_3_sec.csv"
+    _kaggle_3s(csv, np.random.default_rng(1), genres=("blues", "metal"), n_tracks=40)
+    index = prepare_dataset({"name": "table", "kind": "gtzan_kaggle", "source": str(csv),
+                             "split": "fault_filtered", "tracks_csv": "", "subset": ""}, tmp_path / "ds")
+    settings = SplitSettings(method="kfold", fold="all", n_folds=4)
+    table = make_split(index, settings, seed=0)
+    assert len(table) == len(index) == 80   # k-fold sees the faulty tracks too, as on the audio path
+    extract_dataset(index, table, extractor=TableFeatures(), variant=VariantSettings(), slicing=SliceSettings(),
+                    sample_rate=22050, dataset_dir=tmp_path / "ds", separated_dir=tmp_path / "sep",
+                    out_dir=tmp_path / "feat", progress=False)
+    params = {"model": {"name": "logreg"}, "train": {"seeds": [0, 1]},
+              "split": {"method": "kfold", "fold": "all", "n_folds": 4}}
+    train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
+    bundle = load_bundle(tmp_path / "model", trust=True)
+    assert bundle.folds == [0, 1, 2, 3] and len(bundle.models) == 8
+    metrics, slices, tracks = evaluate_bundle(bundle, tmp_path / "feat", split_table=table)
+    assert metrics["n_tracks"] == 80 and sorted(tracks["track_id"]) == sorted(table["track_id"])
+    fold_of = dict(zip(table["track_id"], table["fold"]))
+    assert all(fold_of[t] == f for t, f in zip(tracks["track_id"], tracks["fold"]))
+    assert set(metrics["per_fold"]) == {"fold_0", "fold_1", "fold_2", "fold_3"}
+    assert sum(m["n_tracks"] for m in metrics["per_fold"].values()) == 80
+    for m in metrics["per_fold"].values():
+        assert m["track_mean_accuracy_ci95"]["low"] < m["track_mean_accuracy_ci95"]["high"]
+    assert metrics["over_folds"]["n_folds"] == 4 and metrics["per_seed"]["n_seeds"] == 2
+    assert metrics["track_mean"]["accuracy"] > 0.9
 
 
 def test_table_dataset_needs_a_source(tmp_path):

@@ -1,29 +1,66 @@
 """The evaluate stage: one ``evaluate()`` for every classifier, slice and track level, with uncertainty.
 
-Track-level predictions aggregate a track's slices by majority vote and by mean
-probability. Metrics are numbers only (DVC diffs them); under a leaky split every metric is
-nested under a ``leaky`` key so that it can never be mistaken for an honest one.
+What is evaluated is what ships: the bundle's ensemble (mean probability over its seeds, the
+members' majority class), exactly as ``genrelab predict`` uses it. Per-seed scores are given
+beside it as a mean and std, never as a "best" seed picked on the test split. Under
+``split.fold=all`` every track is predicted by the ensemble of the fold that held it out, and
+the metrics pool all tracks, with per-fold figures beside them.
+
+Levels: ``slice`` (each slice's class as its model predicts it; for an SVM the SVC's own
+decision), ``track_vote`` (majority of a track's slice classes) and ``track_mean`` (argmax of
+the mean slice probability, what ``genrelab predict`` reports). Macro-F1 averages the genres
+present in the evaluated split.
+
+Intervals: each accuracy has its own 95% interval (``<level>.accuracy_ci95``), a Wilson score
+interval on a cluster-adjusted effective sample size: slices and tracks of one group (the split's
+unit: artist, or track where unknown) are not independent, so the number of observations is
+shrunk by the design effect measured between groups (Kish), between the number of groups and the
+number of observations; at 0% or 100% (where it cannot be measured) it is the number of groups.
+The interval never collapses to a point.
+
+Metrics are numbers only (DVC diffs them); under a leaky split every metric is nested under a
+``leaky`` key so that it can never be mistaken for an honest one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from genrelab.config import ConfigError
+from genrelab.config import ConfigError, require_choice
 
 if TYPE_CHECKING:
     from genrelab.models import Bundle
 
-__all__ = ["aggregate_tracks", "classification_metrics", "bootstrap_accuracy_ci", "evaluate", "evaluate_bundle",
-           "confusion_png"]
+__all__ = ["EvaluateSettings", "aggregate_tracks", "classification_metrics", "accuracy_interval", "evaluate",
+           "evaluate_bundle", "confusion_png"]
+
+LEVELS = ("slice", "track_vote", "track_mean")
+"""Metric levels; ``track_mean`` is the headline (what ``genrelab predict`` reports)."""
 
 
-def aggregate_tracks(proba: np.ndarray, track_ids: np.ndarray) -> pd.DataFrame:
-    """Aggregate slice probabilities to tracks.
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """Settings of the ``evaluate`` section.
+
+    Attributes
+    ----------
+    split : {'test', 'valid'}
+        Which split is scored (``valid`` only while developing a model).
+    """
+
+    split: str = "test"
+
+    def __post_init__(self) -> None:
+        require_choice("evaluate.split", self.split, ("test", "valid"))
+
+
+def aggregate_tracks(proba: np.ndarray, track_ids: np.ndarray, pred: np.ndarray | None = None) -> pd.DataFrame:
+    """Aggregate slice predictions to tracks.
 
     Parameters
     ----------
@@ -31,25 +68,30 @@ def aggregate_tracks(proba: np.ndarray, track_ids: np.ndarray) -> pd.DataFrame:
         Slice class probabilities.
     track_ids : np.ndarray [shape=(n_slices,)]
         Track of each slice.
+    pred : np.ndarray [shape=(n_slices,)], optional
+        Class of each slice as the model predicts it (default: argmax of ``proba``).
 
     Returns
     -------
     tracks : pd.DataFrame
         One row per track (in order of first appearance): ``track_id``, ``n_slices``,
-        ``pred_vote`` (majority of slice argmaxes, ties to the higher summed probability),
+        ``pred_vote`` (majority of the slice classes, ties to the higher summed probability),
         ``pred_mean`` (argmax of the mean probability), and ``p_<k>`` mean probabilities.
     """
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or len(proba) != len(track_ids):
         raise ValueError(f"proba must be (n_slices, n_classes) matching {len(track_ids)} track ids, "
                          f"got {proba.shape}")
+    pred = proba.argmax(axis=1) if pred is None else np.asarray(pred, dtype=np.int64)
+    if pred.shape != (len(proba),):
+        raise ValueError(f"pred must hold one class per slice ({len(proba)}), got shape {pred.shape}")
     track_ids = np.asarray(track_ids).astype(str)
     uniq, first, inverse = np.unique(track_ids, return_index=True, return_inverse=True)
     n_tracks, n_classes = len(uniq), proba.shape[1]
     sums = np.zeros((n_tracks, n_classes))
     np.add.at(sums, inverse, proba)
     votes = np.zeros((n_tracks, n_classes))
-    np.add.at(votes, (inverse, proba.argmax(axis=1)), 1.0)
+    np.add.at(votes, (inverse, pred), 1.0)
     counts = np.bincount(inverse, minlength=n_tracks)
     mean = sums / counts[:, None]
     # majority vote; ties broken by the summed probability (a tiny, order-free tie-breaker)
@@ -63,93 +105,146 @@ def aggregate_tracks(proba: np.ndarray, track_ids: np.ndarray) -> pd.DataFrame:
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
-    """Accuracy, macro-F1 and per-genre F1 (numbers only)."""
+    """Accuracy, macro-F1 and per-genre F1 over the genres present in ``y_true`` (numbers only).
+
+    A genre absent from the evaluated split has no F1 (it would count as 0 and drag the
+    macro average down however good the predictions are); predictions of it still lower the
+    recall of the genres that are present.
+    """
     from sklearn.metrics import accuracy_score, f1_score
 
-    idx = list(range(len(labels)))
-    per = f1_score(y_true, y_pred, labels=idx, average=None, zero_division=0)
+    y_true = np.asarray(y_true)
+    present = sorted(int(k) for k in np.unique(y_true))
+    per = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=idx, average="macro", zero_division=0)),
-        "f1": {labels[i]: float(per[i]) for i in idx},
+        "macro_f1": float(np.mean(per)) if len(per) else float("nan"),
+        "f1": {labels[k]: float(f) for k, f in zip(present, per)},
     }
 
 
-def bootstrap_accuracy_ci(correct: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
-                          level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of an accuracy.
+def accuracy_interval(correct: np.ndarray, groups: np.ndarray | None = None, *,
+                      level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of an accuracy whose observations come in groups.
 
     Parameters
     ----------
     correct : np.ndarray [shape=(n,)], bool
-        Whether each (track-level) prediction is right.
-    n_boot : int
-        Resamples.
-    seed : int
+        Whether each prediction (slice or track) is right.
+    groups : np.ndarray [shape=(n,)], optional
+        Group of each observation (artist, or track); observations of one group are not
+        independent. ``None``: every observation is its own group (the plain Wilson interval).
     level : float
         Coverage, 0.95 for a 95% interval.
 
     Returns
     -------
     low, high : float
+        In [0, 1]; ``low < high`` always (no collapse at 0% or 100%).
+
+    Notes
+    -----
+    With ``k`` groups, ``c_i`` right out of ``m_i`` in group ``i`` and ``p = sum c / n``, the
+    between-group (ratio-estimator) variance ``v = k / (k - 1) * sum (c_i - p m_i)^2 / n^2``
+    gives an effective sample size ``n_eff = p (1 - p) / v``, kept within ``[1, n]``; the Wilson
+    interval is then computed with ``n_eff`` observations. Where ``p`` is 0 or 1 the
+    variance says nothing and ``n_eff = k``.
     """
+    from scipy.stats import norm
+
     correct = np.asarray(correct, dtype=float)
-    if correct.size == 0:
-        raise ValueError("bootstrap of an empty set of predictions")
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(correct), size=(n_boot, len(correct)))
-    accs = correct[draws].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(accs, alpha)), float(np.quantile(accs, 1 - alpha))
+    n = correct.size
+    if n == 0:
+        raise ValueError("an interval of an empty set of predictions")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    p = float(correct.mean())
+    if groups is None:
+        n_eff = float(n)
+    else:
+        groups = np.asarray(groups)
+        if groups.shape != correct.shape:
+            raise ValueError(f"groups must match the {n} predictions, got shape {groups.shape}")
+        _, inverse = np.unique(groups, return_inverse=True)
+        k = int(inverse.max()) + 1
+        if p in (0.0, 1.0) or k < 2:
+            n_eff = float(k)
+        else:
+            c = np.bincount(inverse, weights=correct, minlength=k)
+            m = np.bincount(inverse, minlength=k).astype(float)
+            v = k / (k - 1) * float(((c - p * m) ** 2).sum()) / n ** 2
+            n_eff = float(np.clip(p * (1 - p) / v, 1.0, n)) if v > 0 else float(n)
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    denom = 1 + z * z / n_eff
+    centre = (p + z * z / (2 * n_eff)) / denom
+    half = z * np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
-def evaluate(proba: np.ndarray, y: np.ndarray, track_ids: np.ndarray, labels: list[str], *, leaky: bool = False,
-             n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Slice- and track-level metrics of one classifier on one split.
+def _level(y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray, labels: list[str]) -> dict:
+    m = classification_metrics(y_true, y_pred, labels)
+    low, high = accuracy_interval(np.asarray(y_true) == np.asarray(y_pred), groups)
+    return {"accuracy": m["accuracy"], "accuracy_ci95": {"low": low, "high": high}, "macro_f1": m["macro_f1"],
+            "f1": m["f1"]}
+
+
+def evaluate(proba: np.ndarray, y: np.ndarray, track_ids: np.ndarray, labels: list[str], *,
+             pred: np.ndarray | None = None, groups: np.ndarray | None = None,
+             leaky: bool = False) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Slice- and track-level metrics of one classifier (or ensemble) on one split.
 
     Parameters
     ----------
     proba : np.ndarray [shape=(n_slices, n_classes)]
+        Slice probabilities (the mean-probability track aggregation reads them).
     y : np.ndarray [shape=(n_slices,)]
         True label of each slice.
     track_ids : np.ndarray [shape=(n_slices,)]
     labels : list of str
         Class names, in label order.
+    pred : np.ndarray [shape=(n_slices,)], optional
+        The model's class of each slice (default: argmax of ``proba``); slice accuracy and the
+        track majority vote read it.
+    groups : np.ndarray [shape=(n_slices,)], optional
+        Group of each slice (artist, or track; default: its track), for the intervals.
     leaky : bool
         Nest every metric under ``'leaky'``.
-    n_boot : int
-        Bootstrap resamples for the track accuracy interval.
-    seed : int
 
     Returns
     -------
     metrics : dict
-        ``slice``, ``track_vote``, ``track_mean`` (each accuracy, macro_f1, f1 per genre),
-        the 95% interval of the track accuracy (mean probability), and counts.
+        ``slice``, ``track_vote``, ``track_mean``: each ``accuracy``, ``accuracy_ci95``
+        (``low``, ``high``), ``macro_f1`` and ``f1`` per genre present; counts ``n_slices``,
+        ``n_tracks``, ``n_groups``, ``n_genres`` (present).
     slices : pd.DataFrame
-        Per slice: track_id, actual, predicted, and probability of the prediction.
+        Per slice: track_id, actual, predicted, and the probability of the predicted class.
     tracks : pd.DataFrame
         Per track: track_id, actual, predicted (mean probability), predicted_vote, confidence.
     """
     y = np.asarray(y)
-    pred = proba.argmax(axis=1)
-    tracks = aggregate_tracks(proba, track_ids)
-    truth = pd.Series(y, index=np.asarray(track_ids).astype(str)).groupby(level=0).first()
+    track_ids = np.asarray(track_ids).astype(str)
+    pred = np.asarray(proba).argmax(axis=1) if pred is None else np.asarray(pred, dtype=np.int64)
+    groups = track_ids if groups is None else np.asarray(groups).astype(str)
+    tracks = aggregate_tracks(proba, track_ids, pred)
+    truth = pd.Series(y, index=track_ids).groupby(level=0).first()
+    group_of = pd.Series(groups, index=track_ids).groupby(level=0).first()
     y_track = truth.loc[tracks["track_id"]].to_numpy()
-    low, high = bootstrap_accuracy_ci(tracks["pred_mean"].to_numpy() == y_track, n_boot=n_boot, seed=seed)
+    g_track = group_of.loc[tracks["track_id"]].to_numpy()
     metrics = {
-        "slice": classification_metrics(y, pred, labels),
-        "track_vote": classification_metrics(y_track, tracks["pred_vote"].to_numpy(), labels),
-        "track_mean": classification_metrics(y_track, tracks["pred_mean"].to_numpy(), labels),
-        "track_accuracy_ci95": {"low": low, "high": high},
-        "n_slices": int(len(y)),
-        "n_tracks": int(len(tracks)),
+        "slice": _level(y, pred, groups, labels),
+        "track_vote": _level(y_track, tracks["pred_vote"].to_numpy(), g_track, labels),
+        "track_mean": _level(y_track, tracks["pred_mean"].to_numpy(), g_track, labels),
+        "n_slices": len(y),
+        "n_tracks": len(tracks),
+        "n_groups": len(np.unique(g_track)),
+        "n_genres": len(np.unique(y_track)),
     }
     if leaky:
         metrics = {"leaky": metrics}
     names = np.array(labels, dtype=object)
-    slices = pd.DataFrame({"track_id": np.asarray(track_ids).astype(str), "actual": names[y],
-                           "predicted": names[pred], "probability": proba.max(axis=1)})
+    proba = np.asarray(proba, dtype=np.float64)
+    slices = pd.DataFrame({"track_id": track_ids, "actual": names[y], "predicted": names[pred],
+                           "probability": proba[np.arange(len(pred)), pred]})
     p_cols = [f"p_{k}" for k in range(len(labels))]
     table = pd.DataFrame({
         "track_id": tracks["track_id"], "actual": names[y_track], "predicted": names[tracks["pred_mean"]],
@@ -191,53 +286,103 @@ def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndar
     plt.close(fig)
 
 
-def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "test", n_boot: int = 1000,
-                    seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Evaluate every seed's model of a bundle on one split.
+def _read_split_table(split_table) -> pd.DataFrame | None:
+    if split_table is None or isinstance(split_table, pd.DataFrame):
+        return split_table
+    return pd.read_csv(split_table, dtype={"track_id": str, "artist": str, "group": str}, keep_default_na=False)
+
+
+def _scored(bundle: Bundle, fs, fold: int | None, seed: int | None = None) -> dict:
+    return {"proba": bundle.predict_proba(fs, fold=fold, seed=seed), "pred": bundle.predict(fs, fold=fold, seed=seed),
+            "y": fs.y, "track_id": fs.track_id, "groups": fs.groups}
+
+
+def _pool(parts: list[dict]) -> dict:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _spread(values: list[float]) -> tuple[float, float]:
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "test",
+                    split_table: str | Path | pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Evaluate what a bundle ships (its ensemble) on one split; per-seed and per-fold figures beside it.
+
+    Parameters
+    ----------
+    bundle : Bundle
+    features_dir : path
+        Output of the features stage.
+    split : {'test', 'valid'}
+    split_table : path or pd.DataFrame, optional
+        ``data/split.csv``: the groups of the intervals and, for a ``split.fold=all`` bundle
+        (required then), each track's fold. Without it, groups are tracks.
 
     Returns
     -------
     metrics : dict
-        Means over seeds of every number of :func:`genrelab.evaluate.evaluate`, plus
-        ``over_seeds`` (std and best of slice and track accuracy) when there are several seeds.
-        Nested under ``leaky`` when the split was leaky.
+        The ensemble's metrics (:func:`evaluate`); with several seeds ``per_seed``
+        (``n_seeds`` and mean and std over seeds of each seed's slice, vote and mean-probability
+        track accuracy); for a ``split.fold=all`` bundle pooled over every fold's held-out
+        tracks, plus ``per_fold`` (``fold_<f>``: track accuracy, its ``accuracy_ci95``,
+        ``n_tracks``) and ``over_folds`` (mean and std of the fold accuracies). Nested under
+        ``leaky`` when the split was leaky.
     slices, tracks : pd.DataFrame
-        Predictions of the first seed's model.
+        The ensemble's predictions (with a ``fold`` column for a ``fold=all`` bundle).
     """
-    from genrelab.features import load_feature_split
+    from genrelab.features import load_split_sets
+    from genrelab.splits import fold_roles
 
-    fs = load_feature_split(features_dir, split)
-    if len(fs.meta) == 0:
-        raise ConfigError(f"evaluate: the {split} split holds no slices")
+    EvaluateSettings(split=split)
+    table = _read_split_table(split_table)
+    folds = bundle.folds
+    if folds != [None] and table is None:
+        raise ConfigError("evaluate: a split.fold=all bundle needs the split table (--split data/split.csv)")
+    per_fold, fold_sets = {}, []
+    for fold in folds:
+        fold_table = table
+        if fold is not None:
+            fold_table = table.assign(split=fold_roles(table["fold"].astype(int).to_numpy(), fold, len(folds)))
+        fs = load_split_sets(features_dir, fold_table)[split]
+        if len(fs.meta) == 0:
+            raise ConfigError(f"evaluate: the {split} split{'' if fold is None else f' of fold {fold}'} holds no slices")
+        fold_sets.append((fold, fs))
     leaky = bundle.meta.get("split_method") == "leaky"
-    per_seed = []
-    first = None
-    for s, model in bundle.models.items():
-        m, slices, tracks = evaluate(model.predict_proba(fs), fs.y, fs.track_id, bundle.labels, leaky=False,
-                                     n_boot=n_boot, seed=seed)
-        per_seed.append(m)
-        if first is None:
-            first = (slices, tracks)
-    metrics = _mean_dicts(per_seed)
-    if len(per_seed) > 1:
-        track = np.array([m["track_mean"]["accuracy"] for m in per_seed])
-        sl = np.array([m["slice"]["accuracy"] for m in per_seed])
-        metrics["over_seeds"] = {"n_seeds": len(per_seed),
-                                 "track_accuracy_std": float(track.std(ddof=1)), "track_accuracy_best": float(track.max()),
-                                 "slice_accuracy_std": float(sl.std(ddof=1)), "slice_accuracy_best": float(sl.max())}
+    parts = [_scored(bundle, fs, fold) for fold, fs in fold_sets]
+    pooled = _pool(parts)
+    metrics, slices, tracks = evaluate(pooled["proba"], pooled["y"], pooled["track_id"], bundle.labels,
+                                       pred=pooled["pred"], groups=pooled["groups"])
+    if folds != [None]:
+        fold_of = {t: f for (f, fs) in fold_sets for t in fs.track_id}
+        slices.insert(1, "fold", slices["track_id"].map(fold_of).astype(int))
+        tracks.insert(1, "fold", tracks["track_id"].map(fold_of).astype(int))
+        accs = []
+        for (fold, _), part in zip(fold_sets, parts):
+            m, _, _ = evaluate(part["proba"], part["y"], part["track_id"], bundle.labels, pred=part["pred"],
+                               groups=part["groups"])
+            tm = m["track_mean"]
+            per_fold[f"fold_{fold}"] = {"track_mean_accuracy": tm["accuracy"],
+                                        "track_mean_accuracy_ci95": tm["accuracy_ci95"], "n_tracks": m["n_tracks"]}
+            accs.append(tm["accuracy"])
+        mean, std = _spread(accs)
+        metrics["per_fold"] = per_fold
+        metrics["over_folds"] = {"n_folds": len(accs), "track_mean_accuracy_mean": mean,
+                                 "track_mean_accuracy_std": std}
+    seeds = list(dict.fromkeys(int(s) for s in bundle.meta["seeds"]))
+    if len(seeds) > 1:
+        scores: dict[str, list[float]] = {level: [] for level in LEVELS}
+        for seed in seeds:
+            p = _pool([_scored(bundle, fs, fold, seed) for fold, fs in fold_sets])
+            m, _, _ = evaluate(p["proba"], p["y"], p["track_id"], bundle.labels, pred=p["pred"], groups=p["groups"])
+            for level in LEVELS:
+                scores[level].append(m[level]["accuracy"])
+        metrics["per_seed"] = {"n_seeds": len(seeds)}
+        for level in LEVELS:
+            mean, std = _spread(scores[level])
+            metrics["per_seed"][f"{level}_accuracy_mean"] = mean
+            metrics["per_seed"][f"{level}_accuracy_std"] = std
     if leaky:
         metrics = {"leaky": metrics}
-    assert first is not None
-    return metrics, first[0], first[1]
-
-
-def _mean_dicts(dicts: list[dict]) -> dict:
-    out: dict = {}
-    for key, value in dicts[0].items():
-        if isinstance(value, dict):
-            out[key] = _mean_dicts([d[key] for d in dicts])
-        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-            out[key] = int(value)
-        else:
-            out[key] = float(np.mean([d[key] for d in dicts]))
-    return out
+    return metrics, slices, tracks

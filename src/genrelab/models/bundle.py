@@ -1,9 +1,15 @@
 """Model bundles: a folder with everything needed to predict without the training data.
 
-A bundle holds one fitted model per seed (``seed_<k>/``), ``bundle.json`` with the model
-name, the label list, the feature, variant, slicing, audio and separation settings it was
-trained with and its training card (:mod:`genrelab.models.card`), and ``novelty/``, what its
-training inputs looked like (:mod:`genrelab.models.novelty`; ``.npy`` and JSON, no pickle).
+A bundle holds one fitted model per seed (``seed_<k>/``), or, for a k-fold run with
+``split.fold=all``, one per fold and seed (``fold_<f>/seed_<k>/``); ``bundle.json`` with the
+model name, the label list, its members, the feature, variant, slicing, audio and separation
+settings it was trained with and its training card (:mod:`genrelab.models.card`); and
+``novelty/``, what its training inputs looked like (:mod:`genrelab.models.novelty`; ``.npy`` and
+JSON, no pickle).
+
+What ships is the ensemble of every member: ``predict_proba`` averages their probabilities
+(what ``genrelab predict`` and the demo use), ``predict`` takes the members' majority class.
+The evaluate stage scores this very ensemble (per fold: the ensemble of that fold's seeds).
 """
 
 from __future__ import annotations
@@ -19,18 +25,26 @@ from genrelab.features import FeatureSet
 from genrelab.io import read_json
 from genrelab.models.registry import load_model
 
-__all__ = ["BUNDLE_SECTIONS", "Bundle", "load_bundle", "UntrustedBundleError", "PICKLE_SUFFIXES"]
+__all__ = ["BUNDLE_SECTIONS", "Bundle", "bundle_members", "load_bundle", "UntrustedBundleError", "PICKLE_SUFFIXES"]
 
 BUNDLE_SECTIONS = ("features", "variant", "slicing", "audio", "separation", "model", "models")
 
 
+def bundle_members(meta: dict) -> list[dict]:
+    """``[{'path': 'fold_0/seed_1', 'fold': 0, 'seed': 1}, ...]`` of a ``bundle.json`` (``fold`` None
+    outside ``split.fold=all``); bundles written before members were listed have one per seed."""
+    if meta.get("members"):
+        return [dict(m) for m in meta["members"]]
+    return [{"path": f"seed_{s}", "fold": None, "seed": int(s)} for s in meta["seeds"]]
+
+
 @dataclass
 class Bundle:
-    """A loaded bundle: its description and one fitted model per seed."""
+    """A loaded bundle: its description and its fitted models, by member path (``seed_0``, ``fold_2/seed_0``)."""
 
     folder: Path
     meta: dict
-    models: dict[int, Any]
+    models: dict[str, Any]
 
     @property
     def labels(self) -> list[str]:
@@ -43,11 +57,31 @@ class Bundle:
 
         return load_novelty(self.folder)
 
-    def predict_proba(self, fs: FeatureSet, seed: int | None = None) -> np.ndarray:
-        """Slice probabilities (n_slices, n_classes); mean over seeds unless ``seed`` is given."""
-        if seed is not None:
-            return self.models[seed].predict_proba(fs)
-        return np.mean([m.predict_proba(fs) for m in self.models.values()], axis=0)
+    @property
+    def folds(self) -> list[int | None]:
+        """The folds of a ``split.fold=all`` bundle, ``[None]`` otherwise."""
+        return list(dict.fromkeys(m["fold"] for m in bundle_members(self.meta)))
+
+    def members(self, *, fold: int | None = None, seed: int | None = None) -> dict[str, Any]:
+        """Models of one fold and/or one seed (all of them by default)."""
+        return {m["path"]: self.models[m["path"]] for m in bundle_members(self.meta)
+                if (fold is None or m["fold"] == fold) and (seed is None or m["seed"] == seed)}
+
+    def predict_proba(self, fs: FeatureSet, *, fold: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Slice probabilities (n_slices, n_classes): the mean over the members (of ``fold``/``seed``)."""
+        return np.mean([m.predict_proba(fs) for m in self.members(fold=fold, seed=seed).values()], axis=0)
+
+    def predict(self, fs: FeatureSet, *, fold: int | None = None, seed: int | None = None) -> np.ndarray:
+        """Slice classes (n_slices,): each member's own prediction, the majority over members
+        (ties to the higher mean probability); a single member's prediction as it is."""
+        models = list(self.members(fold=fold, seed=seed).values())
+        if len(models) == 1:
+            return models[0].predict(fs)
+        votes = np.zeros((len(fs.meta), len(self.labels)))
+        for m in models:
+            np.add.at(votes, (np.arange(len(votes)), m.predict(fs)), 1.0)
+        proba = self.predict_proba(fs, fold=fold, seed=seed)
+        return np.argmax(votes + 1e-6 * proba, axis=1).astype(np.int64)
 
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -95,5 +129,5 @@ def load_bundle(folder: str | Path, *, trust: bool = False) -> Bundle:
             "repository's data/ folder; unpickling a file can run arbitrary code. Load it only if you made it or "
             "trust its source: pass trust=True (command line: --trust)")
     meta = read_json(folder / "bundle.json")
-    models = {int(s): load_model(meta["model"], folder / f"seed_{s}") for s in meta["seeds"]}
+    models = {m["path"]: load_model(meta["model"], folder / m["path"]) for m in bundle_members(meta)}
     return Bundle(folder=folder, meta=meta, models=models)

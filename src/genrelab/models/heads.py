@@ -236,6 +236,11 @@ class EssentiaHeadModel:
         return self.label_map.apply(self._genre_head().predict(np.asarray(features.X, dtype=np.float32)),
                                     self.n_classes)
 
+    def predict(self, features, *, proba: np.ndarray | None = None) -> np.ndarray:
+        """Genre of each slice ``(n_slices,)``: the argmax of :meth:`predict_proba` (``proba`` when given)."""
+        proba = self.predict_proba(features) if proba is None else proba
+        return np.asarray(proba).argmax(axis=1).astype(np.int64)
+
     def save(self, folder: str | Path) -> None:
         """Write ``head.json``: the head's name, folder and label map (its weights stay in ``models_dir``)."""
         from genrelab.io import write_json

@@ -1,4 +1,9 @@
-"""The train stage: fit the configured model, one per seed, on the train split; save a bundle."""
+"""The train stage: fit the configured model, one per seed, on the train split; save a bundle.
+
+Under ``split=kfold`` with ``split.fold=all`` it fits one model per fold and seed, each on its
+fold's train split (early stopping on its fold's valid split), so that the evaluate stage can
+predict every track with the models that held it out.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from genrelab.config import ConfigError, from_mapping
-from genrelab.features import FeatureSet, load_feature_split
+from genrelab.features import FeatureSet, load_split_sets
 from genrelab.io import atomic_dir, write_json
 from genrelab.models.bundle import BUNDLE_SECTIONS
 from genrelab.models.card import training_card
 from genrelab.models.novelty import NOVELTY_FOLDER, FrameSummary, TooFewTracksError, fit_novelty
 from genrelab.models.registry import build_model, model_input
+from genrelab.splits import SplitSettings, split_folds
 
 __all__ = ["TrainStageSettings", "train_bundle"]
 
@@ -30,7 +37,8 @@ class TrainStageSettings:
     Attributes
     ----------
     seeds : list of int
-        One model is trained per seed; metrics give mean, std and best over seeds.
+        One model is trained per seed; the bundle is their ensemble, and metrics give the
+        ensemble's scores with the per-seed mean and std beside them.
     device : {'auto', 'cpu', 'cuda'}
         Where torch models train (``auto``: CUDA when present).
     """
@@ -66,71 +74,100 @@ def _fit_novelty(params: dict[str, Any], train: FeatureSet, valid: FeatureSet, *
                        valid=(valid.X, valid.S if frames else None, valid.track_id) if has_valid else None)
 
 
-def _training_card(params: dict[str, Any], features_dir: str | Path, train: FeatureSet, valid: FeatureSet,
-                   labels: list[str], pretrained: dict | None) -> dict[str, Any]:
-    test = load_feature_split(features_dir, "test")
-    parts = {"train": train, "valid": valid, "test": test}
+def _training_card(params: dict[str, Any], sets: dict[str, FeatureSet], labels: list[str],
+                   pretrained: dict | None) -> dict[str, Any]:
+    train = sets["train"]
     split = dict(params.get("split") or {})
     split["method"] = train.info.get("split_method") or split.get("method")  # the one used ('auto' resolved)
-    return training_card({**params, "split": split}, tracks={k: int(fs.meta["track_id"].nunique()) for k, fs in parts.items()},
-                         slices={k: int(len(fs.meta)) for k, fs in parts.items()}, labels=labels,
+    return training_card({**params, "split": split},
+                         tracks={k: int(fs.meta["track_id"].nunique()) for k, fs in sets.items()},
+                         slices={k: len(fs.meta) for k, fs in sets.items()}, labels=labels,
                          pretrained=pretrained)
 
 
+def _read_split_table(split_table: str | Path | pd.DataFrame | None) -> pd.DataFrame | None:
+    if split_table is None or isinstance(split_table, pd.DataFrame):
+        return split_table
+    return pd.read_csv(split_table, dtype={"track_id": str, "artist": str, "group": str}, keep_default_na=False)
+
+
 def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str | Path, *,
-                 progress: bool = True) -> dict[str, Any]:
-    """Fit one model per seed on the train split and save them as a bundle.
+                 split_table: str | Path | pd.DataFrame | None = None, progress: bool = True) -> dict[str, Any]:
+    """Fit one model per seed (per fold and seed under ``split.fold=all``) and save them as a bundle.
 
     Parameters
     ----------
     params : dict
-        The composed parameters (``model``, ``train`` and the feature-related sections).
+        The composed parameters (``model``, ``train``, ``split`` and the feature-related sections).
     features_dir : path
         Output of the features stage.
     out_dir : path
         Bundle folder, replaced atomically.
+    split_table : path or pd.DataFrame, optional
+        ``data/split.csv``: gives every slice its group (the unit inner validation is grouped
+        by) and, under ``split.fold=all``, each track's fold. Without it, groups are tracks.
 
     Returns
     -------
     report : dict
-        Training seconds and the models' own numbers (numbers only).
+        Training seconds and the models' own numbers (numbers only; under ``fold=all`` the
+        first fold's).
     """
     settings = from_mapping(TrainStageSettings, params.get("train", {}), section="train")
+    split = from_mapping(SplitSettings, params.get("split", {}), section="split")
+    table = _read_split_table(split_table)
+    if split.all_folds and table is None:
+        raise ConfigError("split.fold=all: the train stage needs the split table (--split data/split.csv)")
+    folds = split_folds(table, split) if table is not None else [(None, None)]
     kind = model_input(params["model"])
-    train = load_feature_split(features_dir, "train")
-    valid = load_feature_split(features_dir, "valid")
-    labels = list(train.info["labels"])
-    if len(train.meta) == 0:
-        raise ConfigError("train: the train split holds no slices")
-    report: dict[str, Any] = {"n_train_slices": int(len(train.meta)), "n_valid_slices": int(len(valid.meta))}
+    report: dict[str, Any] = {}
     seconds = []
+    members = []
+    labels: list[str] = []
+    info: dict = {}
     pretrained = None
+    first: dict[str, FeatureSet] = {}
     with atomic_dir(out_dir) as tmp:
-        for seed in settings.seeds:
-            model = build_model(params["model"], n_classes=len(labels), input_shape=_input_shape(kind, train),
-                                seed=int(seed), device=settings.device)
-            t0 = time.perf_counter()
-            model.fit(train, valid)
-            seconds.append(time.perf_counter() - t0)
-            model.save(tmp / f"seed_{seed}")
-            for key, value in getattr(model, "report", {}).items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    report.setdefault(key, float(value))
-            pretrained = getattr(model, "pretrained", None)
+        for fold, fold_table in folds:
+            sets = load_split_sets(features_dir, fold_table)
+            train, valid = sets["train"], sets["valid"]
+            labels, info = list(train.info["labels"]), train.info
+            where = f" (fold {fold})" if fold is not None else ""
+            if len(train.meta) == 0:
+                raise ConfigError(f"train: the train split{where} holds no slices")
+            if fold in (None, 0):
+                first = sets
+                report.update({"n_train_slices": len(train.meta), "n_valid_slices": len(valid.meta)})
+            for seed in settings.seeds:
+                model = build_model(params["model"], n_classes=len(labels), input_shape=_input_shape(kind, train),
+                                    seed=int(seed), device=settings.device)
+                t0 = time.perf_counter()
+                model.fit(train, valid)
+                seconds.append(time.perf_counter() - t0)
+                path = f"seed_{seed}" if fold is None else f"fold_{fold}/seed_{seed}"
+                model.save(tmp / path)
+                members.append({"path": path, "fold": fold, "seed": int(seed)})
+                for key, value in getattr(model, "report", {}).items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        report.setdefault(key, float(value))
+                pretrained = getattr(model, "pretrained", None)
+        # the out-of-distribution detector and the card describe the (first fold's) training data
         novelty = "a pretrained head: no statistics of its own training data" if pretrained else "fitted"
         if pretrained is None:
             try:
-                _fit_novelty(params, train, valid, seed=int(settings.seeds[0])).save(tmp / NOVELTY_FOLDER)
+                _fit_novelty(params, first["train"], first["valid"], seed=int(settings.seeds[0])).save(
+                    tmp / NOVELTY_FOLDER)
             except TooFewTracksError as exc:
                 novelty = str(exc)
                 log.warning("no out-of-distribution detector: %s", exc)
         write_json(tmp / "bundle.json", {
             "format": 1, "model": params["model"]["name"], "input": kind, "labels": labels,
-            "seeds": list(settings.seeds),
-            "split_method": train.info.get("split_method"),
+            "seeds": list(settings.seeds), "members": members,
+            "folds": [f for f, _ in folds] if split.all_folds else None,
+            "split_method": info.get("split_method"),
             "params": {k: params[k] for k in BUNDLE_SECTIONS if k in params},
-            "feature_names": train.info.get("feature_names"),
-            "card": _training_card(params, features_dir, train, valid, labels, pretrained),
+            "feature_names": info.get("feature_names"),
+            "card": _training_card(params, first, labels, pretrained),
             "novelty": novelty,
         })
     report["train_seconds_per_seed"] = float(np.mean(seconds))
