@@ -3,7 +3,7 @@
 ``EXP_SHOW`` has the exact structure of ``dvc exp show --json --all-commits`` as DVC 3.67
 printed it for a tiny repository (4 genres x 6 tracks x 6 s): the revisions, timestamps,
 states and metric values are that run's; only ``deps``, ``outs`` and params sections no
-report reads were left out.
+report reads were left out, and the split stage's ``metrics/split.json`` (written since) added.
 """
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ PARAMS = {
 RF = {"name": "rf", "n_estimators": 300, "max_depth": None, "min_samples_leaf": 1, "pca": None}
 CLASSIC = {"name": "classic", "n_fft": 2048, "hop_length": 512}
 DATASET = {"n_tracks": 24, "n_genres": 4, "n_artists": 12, "hours": 0.04}
+SPLIT = {"n_tracks": 24, "n_train": 14, "n_valid": 4, "n_test": 6, "n_groups": 12, "n_artists": 12,
+         "n_tracks_grouped_by_artist": 24, "n_tracks_grouped_by_track": 0, "n_groups_in_several_splits": 0,
+         "official": 0, "leaky": 0, "kfold": 0}
 
 
 def _level(acc, f1s, macro):
@@ -81,7 +84,7 @@ def _data(rev, timestamp, params, ev=None, train=None):
     metrics = {}
     if ev is not None:
         metrics = {"metrics/dataset.json": {"data": DATASET}, "metrics/train.json": {"data": train or SVM_TRAIN},
-                   "metrics/eval.json": {"data": ev}}
+                   "metrics/split.json": {"data": SPLIT}, "metrics/eval.json": {"data": ev}}
     return {"rev": rev, "timestamp": timestamp, "params": {"params.yaml": {"data": params}}, "metrics": metrics,
             "meta": {}}
 
@@ -194,7 +197,7 @@ def test_table_rows_carry_setup_metrics_and_uncertainty(experiments):
     assert list(table.columns[:len(COLUMNS)]) != [] and {"other", *COLUMNS} == set(table.columns)
     row = table.set_index("experiment").loc["pukka-cart"]
     assert row["dataset"] == "synthetic 4g x 6 x 6s"
-    assert row["split"] == "grouped by artist"          # `auto` on a dataset without an official split
+    assert row["split"] == "grouped by artist (24 tracks)"   # `auto` as the split stage resolved it
     assert (row["variant"], row["features"], row["model"]) == ("normal", "mfcc(20)", "svm")
     assert row["slice_s"] == 2.0 and row["seeds"] == 1 and row["recipe"] == "separation_baselines"
     assert row["slice_accuracy"] == 0.75 and row["track_accuracy"] == 0.75
@@ -219,14 +222,31 @@ def test_every_row_states_its_split_and_leaky_rows_are_marked(experiments):
     assert "inflated" in md
 
 
-def test_split_labels_resolve_auto_and_official_splits():
+def test_split_labels_come_from_the_split_that_was_made():
     gtzan = {"dataset": {"name": "gtzan", "split": "fault_filtered"}, "split": {"method": "auto"}}
     assert split_label(gtzan) == "official: GTZAN fault-filtered"
-    assert split_label({**gtzan, "dataset": {"name": "gtzan", "split": "kfold"}}) == "grouped by artist"
+    made = {"n_tracks_grouped_by_artist": 919, "n_tracks_grouped_by_track": 81, "official": 0}
+    grouped = {**gtzan, "split": {"method": "grouped", "group_by": "artist"}}
+    assert split_label(grouped, counts=made) == "grouped by artist (919 tracks), by track (81)"
+    assert split_label(gtzan, counts={**made, "official": 1}) == "official: GTZAN fault-filtered"
+    assert split_label(gtzan, counts=made) == "grouped by artist (919 tracks), by track (81)"  # auto resolved
+    stratified = {"dataset": {"name": "gtzan", "split": "stratified"}, "split": {"method": "official"}}
+    assert split_label(stratified, counts={"official": 1, "n_groups_in_several_splits": 101}) == \
+        "official: GTZAN stratified (101 artists in several splits)"
+    table = {"dataset": {"name": "table", "kind": "gtzan_kaggle", "split": "fault_filtered"},
+             "split": {"method": "auto"}}
+    assert split_label(table, counts={**made, "official": 1}) == "official: GTZAN fault-filtered"
     assert split_label({"dataset": {"name": "fma_small"}, "split": {"method": "official"}}).startswith("official")
-    assert split_label({"dataset": {"name": "synthetic"}, "split": {"method": "kfold", "fold": 1, "n_folds": 5,
-                                                                    "group_by": "artist"}}) == \
-        "kfold 1/5, grouped by artist"
+    kfold = {"dataset": {"name": "synthetic"}, "split": {"method": "kfold", "fold": 1, "n_folds": 5,
+                                                         "group_by": "artist"}}
+    by_artist = {"n_tracks_grouped_by_artist": 300, "n_tracks_grouped_by_track": 0}
+    assert split_label(kfold, counts=by_artist) == "kfold 1/5, grouped by artist (300 tracks)"
+    kfold["split"]["fold"] = "all"
+    assert split_label(kfold, counts=by_artist) == "kfold all 5 folds pooled, grouped by artist (300 tracks)"
+    assert split_label(grouped, counts={"n_tracks_grouped_by_artist": 0, "n_tracks_grouped_by_track": 930}) == \
+        "grouped by track (930 tracks; no artist ids)"
+    # without the split stage's counts (older experiments) the label does not claim artists
+    assert split_label(grouped) == "grouped by artist where known (not recorded)"
     # metrics nested under `leaky` win over whatever the params say
     assert split_label({"dataset": {"name": "synthetic"}, "split": {"method": "grouped"}}, leaky=True).startswith(
         "LEAKY")
@@ -251,7 +271,8 @@ def test_markdown_table_has_one_line_per_experiment_and_percentages(experiments)
     assert len(rows) == len(table)
     line = next(ln for ln in rows if "pukka-cart" in ln)
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1:8] == ["synthetic 4g x 6 x 6s", "grouped by artist", "normal", "mfcc(20)", "svm", "2", "1"]
+    assert cells[1:8] == ["synthetic 4g x 6 x 6s", "grouped by artist (24 tracks)", "normal", "mfcc(20)", "svm",
+                          "2", "1"]
     assert cells[8:14] == ["75.0", "75.0", "[50.0, 100.0]", "–", "66.7", "3.2"]
     assert "± 0.0" in next(ln for ln in rows if "newsy-pams" in ln)
 
@@ -383,6 +404,29 @@ def test_audit_plan_runs_leaky_grouped_and_the_official_split_where_one_exists()
     gtzan = audit_plan(["dataset=gtzan", "dataset.split=stratified"], config_dir=CONF)
     assert gtzan["fault_filtered"] == ["dataset=gtzan", "split=official", "dataset.split=fault_filtered"]
     assert set(gtzan) == {"leaky", "grouped", "fault_filtered"}
+
+
+def test_audit_plan_adds_the_official_split_of_feature_tables(tmp_path):
+    from genrelab.experiments.audit import audit_plan
+
+    csv = tmp_path / "features_30_sec.csv"
+    csv.write_text("filename,label\n")
+    plan = audit_plan(["dataset=gtzan_kaggle_table", f"dataset.source={csv}"], config_dir=CONF)
+    assert set(plan) == {"leaky", "grouped", "fault_filtered"}
+    assert plan["fault_filtered"][-2:] == ["split=official", "dataset.split=fault_filtered"]
+
+
+def test_audit_says_when_one_row_per_track_cannot_leak(experiments):
+    from genrelab.experiments.audit import audit_markdown, audit_table, one_row_per_track
+
+    by = {e.name: e for e in experiments}
+    table = audit_table({"leaky": by["audit-696226bb-leaky"], "grouped": by["audit-696226bb-grouped"]})
+    assert not one_row_per_track(table)
+    assert "no slice can leak" not in audit_markdown(table)
+    per_track = table.assign(n_test_slices=table["n_test_tracks"])
+    assert one_row_per_track(per_track)
+    md = audit_markdown(per_track)
+    assert "one row per track, so no slice can leak" in md and "artist leakage" in md
 
 
 def test_audit_refuses_to_be_told_the_split():

@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 EVAL_FILE = "metrics/eval.json"
 TRAIN_FILE = "metrics/train.json"
 DATASET_FILE = "metrics/dataset.json"
+SPLIT_FILE = "metrics/split.json"
 PARAMS_FILE = "params.yaml"
 RECIPE_DIR = "experiment"                   # config group of the recipes, under conf/
 PENDING = ("Queued", "Running")              # states of `dvc queue status` that are not final
@@ -359,29 +360,64 @@ DATASET_LABELS: dict[str, Callable[[Mapping], str]] = {
 }
 """Dataset name -> label with the settings that change its size (others show their name)."""
 
+def _gtzan_official(d: Mapping) -> str | None:
+    return {"fault_filtered": "official: GTZAN fault-filtered",
+            "stratified": "official: GTZAN stratified"}.get(str(d.get("split")))
+
+
 OFFICIAL_SPLITS: dict[str, Callable[[Mapping], str | None]] = {
-    "gtzan": lambda d: {"fault_filtered": "official: GTZAN fault-filtered",
-                        "stratified": "official: GTZAN stratified"}.get(str(d.get("split"))),
+    "gtzan": _gtzan_official,
     "fma_small": lambda d: "official: FMA artist-filtered",
     "fma_medium": lambda d: "official: FMA artist-filtered",
+    "table": lambda d: (_gtzan_official(d) if d.get("kind") == "gtzan_kaggle" else
+                        "official: FMA artist-filtered" if d.get("kind") == "fma" else None),
 }
 """Dataset name -> label of its official split (None where the settings select none)."""
 
 
-def _grouped_label(s: Mapping) -> str:
-    return f"grouped by {s.get('group_by', 'artist')}"
+def _grouped_label(s: Mapping, counts: Mapping | None) -> str:
+    """``grouped by artist (919 tracks), by track (81)`` from the split stage's counts.
+
+    Without them (experiments from before the split stage wrote ``metrics/split.json``) only
+    what the settings asked for is known, and the label says so.
+    """
+    if not counts or "n_tracks_grouped_by_artist" not in counts:
+        return "grouped by track" if s.get("group_by") == "track" else "grouped by artist where known (not recorded)"
+    by_artist, by_track = int(counts["n_tracks_grouped_by_artist"]), int(counts["n_tracks_grouped_by_track"])
+    if by_artist and by_track:
+        return f"grouped by artist ({by_artist} tracks), by track ({by_track})"
+    if by_artist:
+        return f"grouped by artist ({by_artist} tracks)"
+    why = "" if s.get("group_by") == "track" else "; no artist ids"
+    return f"grouped by track ({by_track} tracks{why})"
 
 
-SPLIT_LABELS: dict[str, Callable[[Mapping, Mapping], str]] = {
-    "leaky": lambda s, d: "LEAKY: random slices",
-    "grouped": lambda s, d: _grouped_label(s),
-    "kfold": lambda s, d: f"kfold {s.get('fold')}/{s.get('n_folds')}, {_grouped_label(s)}",
-    "official": lambda s, d: (OFFICIAL_SPLITS.get(str(d.get("name")), lambda _: None)(d)
-                              or "official (none defined)"),
-    "auto": lambda s, d: (OFFICIAL_SPLITS.get(str(d.get("name")), lambda _: None)(d)
-                          or _grouped_label(s)),
+def _official_label(s: Mapping, d: Mapping, counts: Mapping | None) -> str:
+    label = OFFICIAL_SPLITS.get(str(d.get("name")), lambda _: None)(d) or "official split of the dataset"
+    straddle = int((counts or {}).get("n_groups_in_several_splits", 0))
+    return f"{label} ({straddle} artists in several splits)" if straddle else label
+
+
+def _kfold_label(s: Mapping, d: Mapping, counts: Mapping | None) -> str:
+    fold = f"all {s.get('n_folds')} folds pooled" if s.get("fold") == "all" else f"{s.get('fold')}/{s.get('n_folds')}"
+    return f"kfold {fold}, {_grouped_label(s, counts)}"
+
+
+def _auto_label(s: Mapping, d: Mapping, counts: Mapping | None) -> str:
+    if counts and "official" in counts:   # what the split stage resolved `auto` to
+        return _official_label(s, d, counts) if counts["official"] else _grouped_label(s, counts)
+    return OFFICIAL_SPLITS.get(str(d.get("name")), lambda _: None)(d) or _grouped_label(s, counts)
+
+
+SPLIT_LABELS: dict[str, Callable[[Mapping, Mapping, Mapping | None], str]] = {
+    "leaky": lambda s, d, c: "LEAKY: random slices",
+    "grouped": lambda s, d, c: _grouped_label(s, c),
+    "kfold": _kfold_label,
+    "official": _official_label,
+    "auto": _auto_label,
 }
-"""``split.method`` -> label of the split actually used (``auto`` resolved as the split stage does)."""
+"""``split.method`` -> label of the split actually made, from the params and the split stage's
+counts (``metrics/split.json``): ``auto`` resolved as the split stage resolved it."""
 
 FEATURE_LABELS: dict[str, Callable[[Mapping], str]] = {
     "mfcc": lambda f: f"mfcc({f.get('n_mfcc')}{'+d' if f.get('deltas') else ''})",
@@ -397,11 +433,21 @@ def dataset_label(params: Mapping) -> str:
     return DATASET_LABELS.get(name, lambda _: name)(d)
 
 
-def split_label(params: Mapping, *, leaky: bool = False) -> str:
-    """The split used, in words; leaky splits say ``LEAKY`` whatever the params say."""
+def split_label(params: Mapping, *, leaky: bool = False, counts: Mapping | None = None) -> str:
+    """The split made, in words; leaky splits say ``LEAKY`` whatever the params say.
+
+    Parameters
+    ----------
+    params : mapping
+        The experiment's ``params.yaml``.
+    leaky : bool
+        Its metrics are nested under ``leaky``.
+    counts : mapping, optional
+        The split stage's ``metrics/split.json`` (tracks grouped by artist and by track ...).
+    """
     s = params.get("split") or {}
     method = str(s.get("method", "?"))
-    label = SPLIT_LABELS.get(method, lambda *_: method)(s, params.get("dataset") or {})
+    label = SPLIT_LABELS.get(method, lambda *_: method)(s, params.get("dataset") or {}, counts)
     if leaky and not label.startswith("LEAKY"):
         label = f"LEAKY ({label})"
     return label
@@ -420,7 +466,7 @@ COLUMNS: dict[str, Callable[[Experiment], Any]] = {
     "kind": lambda e: e.kind,
     "recipe": lambda e: str(e.params.get("recipe") or ""),
     "dataset": lambda e: dataset_label(e.params),
-    "split": lambda e: split_label(e.params, leaky=e.leaky),
+    "split": lambda e: split_label(e.params, leaky=e.leaky, counts=e.metrics.get(SPLIT_FILE)),
     "leaky": lambda e: e.leaky,
     "variant": lambda e: str(_get(e.params, "variant.name", "?")),
     "features": lambda e: features_label(e.params),
@@ -431,17 +477,22 @@ COLUMNS: dict[str, Callable[[Experiment], Any]] = {
     "track_accuracy": lambda e: _num(_get(e.evaluation, "track_mean.accuracy")),
     "track_vote_accuracy": lambda e: _num(_get(e.evaluation, "track_vote.accuracy")),
     "macro_f1": lambda e: _num(_get(e.evaluation, "track_mean.macro_f1")),
-    "ci95_low": lambda e: _num(_get(e.evaluation, "track_accuracy_ci95.low")),
-    "ci95_high": lambda e: _num(_get(e.evaluation, "track_accuracy_ci95.high")),
-    "seeds_std": lambda e: _num(_get(e.evaluation, "over_seeds.track_accuracy_std")),
+    "ci95_low": lambda e: _num(_get(e.evaluation, "track_mean.accuracy_ci95.low",
+                                    _get(e.evaluation, "track_accuracy_ci95.low"))),
+    "ci95_high": lambda e: _num(_get(e.evaluation, "track_mean.accuracy_ci95.high",
+                                     _get(e.evaluation, "track_accuracy_ci95.high"))),
+    "seeds_std": lambda e: _num(_get(e.evaluation, "per_seed.track_mean_accuracy_std",
+                                     _get(e.evaluation, "over_seeds.track_accuracy_std"))),
     "n_test_tracks": lambda e: _num(_get(e.evaluation, "n_tracks")),
+    "n_test_slices": lambda e: _num(_get(e.evaluation, "n_slices")),
     "n_genres": lambda e: _num(_get(e.metrics.get(DATASET_FILE), "n_genres")),
     "train_s_per_seed": lambda e: _num(_get(e.metrics.get(TRAIN_FILE), "train_seconds_per_seed")),
     "timestamp": lambda e: e.timestamp or "",
 }
 """Column name -> how to read it from an :class:`Experiment`. Accuracies are fractions
-(track accuracy: mean probability over a track's slices; ``ci95_*``: its bootstrap 95%
-interval; ``seeds_std``: its std over seeds, NaN for one seed)."""
+(track accuracy: mean probability over a track's slices, of the seeds' ensemble; ``ci95_*``: its
+95% interval, Wilson on an artist-cluster-adjusted sample size; ``seeds_std``: the std of the
+single seeds' track accuracies, NaN for one seed)."""
 
 # params summarised by the columns above; other params that vary go to the `other` column
 _SHOWN = ("recipe", "dataset.name", "dataset.n_tracks_per_genre", "dataset.duration_s", "dataset.genres",
@@ -558,10 +609,13 @@ def markdown_table(table: pd.DataFrame, *, columns: Mapping[str, Callable[[pd.Se
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for _, row in table.iterrows():
         lines.append("| " + " | ".join(str(f(row)).replace("|", "\\|") for f in columns.values()) + " |")
-    notes = ["", "Accuracies in percent on the test split. Track accuracy: argmax of the mean slice "
-             "probability per track; 95% CI: bootstrap interval of the track accuracy over test tracks; "
-             "± std: standard deviation of the track accuracy over training seeds (numbers are means "
-             "over seeds)."]
+    notes = ["", "Accuracies in percent on the test split, of the model that ships (the ensemble of its "
+             "training seeds; under kfold with all folds, each track predicted by the fold that held it "
+             "out). Track accuracy: argmax of the mean slice probability per track; 95% CI: Wilson "
+             "interval of the track accuracy with the sample size adjusted for tracks of one artist "
+             "(the split's group) being alike; ± std: standard deviation of the single seeds' track "
+             "accuracies. Split: the grouping actually made, with how many tracks were grouped by "
+             "artist and how many (no known artist) by track."]
     if "leaky" in table and table["leaky"].any():
         notes.append("**LEAKY** rows used a slice-level random split: slices of one track are in train "
                      "and test, so their scores are inflated and must not be compared with the others.")
@@ -603,14 +657,14 @@ def _label(row: pd.Series, keys: Sequence[str], *, sep: str) -> str:
 
 
 def _errors(sub: pd.DataFrame) -> tuple[np.ndarray, str]:
-    """Asymmetric error bars (2, n): the bootstrap CI where known, else the std over seeds."""
+    """Asymmetric error bars (2, n): the 95% CI where known, else the std over seeds."""
     acc = sub["track_accuracy"].to_numpy(float)
     low, high = sub["ci95_low"].to_numpy(float), sub["ci95_high"].to_numpy(float)
     std = sub["seeds_std"].to_numpy(float)
     has_ci = np.isfinite(low) & np.isfinite(high)
     lo = np.where(has_ci, acc - low, np.where(np.isfinite(std), std, 0.0))
     hi = np.where(has_ci, high - acc, np.where(np.isfinite(std), std, 0.0))
-    kind = "bootstrap 95% CI" if has_ci.all() else "bootstrap 95% CI, else ± std over seeds"
+    kind = "95% CI" if has_ci.all() else "95% CI, else ± std over seeds"
     return np.clip(np.vstack([lo, hi]), 0, None), kind
 
 
@@ -654,7 +708,7 @@ def track_accuracy_png(table: pd.DataFrame, path: str | os.PathLike, *,
 
     Every setting that varies between rows (features, variant, dataset, split, slice length,
     seeds) is part of the group labels; settings all rows share are named under the title.
-    Error bars are the bootstrap 95% CI (else the std over seeds); leaky bars are hatched; a
+    Error bars are the 95% CI (else the std over seeds); leaky bars are hatched; a
     dashed line marks chance.
 
     Parameters
@@ -725,7 +779,7 @@ def accuracy_vs_slice_png(table: pd.DataFrame, path: str | os.PathLike, *,
     """Track (solid) and slice (dashed) accuracy against slice length, one colour per model.
 
     Where features, variant, dataset, split or seeds vary between rows they join the series'
-    label. Track accuracy has error bars (bootstrap 95% CI, else std over seeds); series are
+    label. Track accuracy has error bars (95% CI, else std over seeds); series are
     nudged sideways a little so that their error bars do not hide each other.
 
     Parameters
