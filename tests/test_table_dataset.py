@@ -80,3 +80,34 @@ def test_kfold_over_all_folds_on_a_table_dataset(tmp_path):
 def test_table_dataset_needs_a_source(tmp_path):
     with pytest.raises(ConfigError, match="dataset.source"):
         prepare_dataset({"name": "table", "kind": "gtzan_kaggle", "source": ""}, tmp_path / "ds")
+
+
+def test_metrics_are_those_of_the_seed_ensemble_that_predict_uses(tmp_path):
+    from genrelab.evaluate import aggregate_tracks
+    from genrelab.features import load_split_sets
+
+    csv = tmp_path / "features_3_sec.csv"
+    _kaggle_3s(csv, np.random.default_rng(2), n_tracks=30)
+    index = prepare_dataset({"name": "table", "kind": "gtzan_kaggle", "source": str(csv),
+                             "split": "stratified", "tracks_csv": "", "subset": ""}, tmp_path / "ds")
+    table = make_split(index, SplitSettings(method="grouped"), seed=0)
+    extract_dataset(index, table, extractor=TableFeatures(), variant=VariantSettings(), slicing=SliceSettings(),
+                    sample_rate=22050, dataset_dir=tmp_path / "ds", separated_dir=tmp_path / "sep",
+                    out_dir=tmp_path / "feat", progress=False)
+    params = {"model": {"name": "rf", "n_estimators": 3, "max_depth": 2}, "train": {"seeds": [0, 1, 2]}}
+    train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
+    bundle = load_bundle(tmp_path / "model", trust=True)
+    metrics, _, tracks = evaluate_bundle(bundle, tmp_path / "feat", split_table=table)
+    test = load_split_sets(tmp_path / "feat", table)["test"]
+    shipped = aggregate_tracks(bundle.predict_proba(test), test.track_id)   # what `genrelab predict` does
+    truth = dict(zip(test.track_id, test.y))
+    acc = np.mean([truth[t] == p for t, p in zip(shipped["track_id"], shipped["pred_mean"])])
+    assert metrics["track_mean"]["accuracy"] == pytest.approx(acc)
+    assert metrics["per_seed"]["n_seeds"] == 3 and "over_seeds" not in metrics
+    assert not any("best" in k for k in metrics["per_seed"])
+    singles = []
+    for seed in (0, 1, 2):
+        one = aggregate_tracks(bundle.predict_proba(test, seed=seed), test.track_id)
+        singles.append(np.mean([truth[t] == p for t, p in zip(one["track_id"], one["pred_mean"])]))
+    assert metrics["per_seed"]["track_mean_accuracy_mean"] == pytest.approx(np.mean(singles))
+    assert metrics["per_seed"]["track_mean_accuracy_std"] == pytest.approx(np.std(singles, ddof=1))

@@ -292,9 +292,12 @@ def _read_split_table(split_table) -> pd.DataFrame | None:
     return pd.read_csv(split_table, dtype={"track_id": str, "artist": str, "group": str}, keep_default_na=False)
 
 
-def _scored(bundle: Bundle, fs, fold: int | None, seed: int | None = None) -> dict:
-    return {"proba": bundle.predict_proba(fs, fold=fold, seed=seed), "pred": bundle.predict(fs, fold=fold, seed=seed),
-            "y": fs.y, "track_id": fs.track_id, "groups": fs.groups}
+def _scored(outputs: list[tuple[np.ndarray, np.ndarray]], fs) -> dict:
+    """The ensemble of some members' outputs on ``fs``, with what :func:`evaluate` needs."""
+    from genrelab.models.bundle import combine_members
+
+    proba, pred = combine_members(outputs)
+    return {"proba": proba, "pred": pred, "y": fs.y, "track_id": fs.track_id, "groups": fs.groups}
 
 
 def _pool(parts: list[dict]) -> dict:
@@ -349,8 +352,12 @@ def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "t
         if len(fs.meta) == 0:
             raise ConfigError(f"evaluate: the {split} split{'' if fold is None else f' of fold {fold}'} holds no slices")
         fold_sets.append((fold, fs))
+    from genrelab.models.bundle import bundle_members
+
     leaky = bundle.meta.get("split_method") == "leaky"
-    parts = [_scored(bundle, fs, fold) for fold, fs in fold_sets]
+    seed_of = {m["path"]: int(m["seed"]) for m in bundle_members(bundle.meta)}
+    outputs = [bundle.member_outputs(fs, fold=fold) for fold, fs in fold_sets]   # every model run once
+    parts = [_scored(list(out.values()), fs) for out, (_, fs) in zip(outputs, fold_sets)]
     pooled = _pool(parts)
     metrics, slices, tracks = evaluate(pooled["proba"], pooled["y"], pooled["track_id"], bundle.labels,
                                        pred=pooled["pred"], groups=pooled["groups"])
@@ -374,7 +381,8 @@ def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "t
     if len(seeds) > 1:
         scores: dict[str, list[float]] = {level: [] for level in LEVELS}
         for seed in seeds:
-            p = _pool([_scored(bundle, fs, fold, seed) for fold, fs in fold_sets])
+            p = _pool([_scored([o for path, o in out.items() if seed_of[path] == seed], fs)
+                       for out, (_, fs) in zip(outputs, fold_sets)])
             m, _, _ = evaluate(p["proba"], p["y"], p["track_id"], bundle.labels, pred=p["pred"], groups=p["groups"])
             for level in LEVELS:
                 scores[level].append(m[level]["accuracy"])

@@ -25,7 +25,7 @@ from genrelab.features import FeatureSet
 from genrelab.io import read_json
 from genrelab.models.registry import load_model
 
-__all__ = ["BUNDLE_SECTIONS", "Bundle", "bundle_members", "load_bundle", "UntrustedBundleError", "PICKLE_SUFFIXES"]
+__all__ = ["BUNDLE_SECTIONS", "Bundle", "bundle_members", "combine_members", "load_bundle", "UntrustedBundleError", "PICKLE_SUFFIXES"]
 
 BUNDLE_SECTIONS = ("features", "variant", "slicing", "audio", "separation", "model", "models")
 
@@ -67,21 +67,44 @@ class Bundle:
         return {m["path"]: self.models[m["path"]] for m in bundle_members(self.meta)
                 if (fold is None or m["fold"] == fold) and (seed is None or m["seed"] == seed)}
 
+    def member_outputs(self, fs: FeatureSet, *, fold: int | None = None,
+                       seed: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Each member's ``(predict_proba, predict)`` on ``fs`` (each model run once)."""
+        out = {}
+        for path, model in self.members(fold=fold, seed=seed).items():
+            proba = model.predict_proba(fs)
+            out[path] = (proba, model.predict(fs, proba=proba))
+        return out
+
     def predict_proba(self, fs: FeatureSet, *, fold: int | None = None, seed: int | None = None) -> np.ndarray:
         """Slice probabilities (n_slices, n_classes): the mean over the members (of ``fold``/``seed``)."""
         return np.mean([m.predict_proba(fs) for m in self.members(fold=fold, seed=seed).values()], axis=0)
 
     def predict(self, fs: FeatureSet, *, fold: int | None = None, seed: int | None = None) -> np.ndarray:
-        """Slice classes (n_slices,): each member's own prediction, the majority over members
-        (ties to the higher mean probability); a single member's prediction as it is."""
-        models = list(self.members(fold=fold, seed=seed).values())
-        if len(models) == 1:
-            return models[0].predict(fs)
-        votes = np.zeros((len(fs.meta), len(self.labels)))
-        for m in models:
-            np.add.at(votes, (np.arange(len(votes)), m.predict(fs)), 1.0)
-        proba = self.predict_proba(fs, fold=fold, seed=seed)
-        return np.argmax(votes + 1e-6 * proba, axis=1).astype(np.int64)
+        """Slice classes (n_slices,): see :func:`combine_members`."""
+        return combine_members(list(self.member_outputs(fs, fold=fold, seed=seed).values()))[1]
+
+
+def combine_members(outputs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The ensemble of members' ``(proba, pred)``: mean probability, and the majority of the members'
+    own classes (ties to the higher mean probability; a single member's classes as they are).
+
+    Parameters
+    ----------
+    outputs : list of (np.ndarray [shape=(n_slices, n_classes)], np.ndarray [shape=(n_slices,)])
+
+    Returns
+    -------
+    proba : np.ndarray [shape=(n_slices, n_classes)]
+    pred : np.ndarray [shape=(n_slices,)], int64
+    """
+    proba = np.mean([p for p, _ in outputs], axis=0)
+    if len(outputs) == 1:
+        return proba, np.asarray(outputs[0][1], dtype=np.int64)
+    votes = np.zeros_like(proba)
+    for _, pred in outputs:
+        np.add.at(votes, (np.arange(len(votes)), pred), 1.0)
+    return proba, np.argmax(votes + 1e-6 * proba, axis=1).astype(np.int64)
 
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")

@@ -355,16 +355,20 @@ class SklearnModel:
             self.report["early_stopping_epochs"] = float(clf.n_iter_)
         return Pipeline([*pre.steps, ("clf", clf)])
 
-    def predict(self, features) -> np.ndarray:
+    def predict(self, features, *, proba: np.ndarray | None = None) -> np.ndarray:
         """Class of each slice, shape (n_slices,): the classifier's own prediction.
 
         For the SVMs this is the SVC's (fitted on every training row), not the argmax of the
-        calibrated probabilities, which can disagree with it.
+        calibrated probabilities, which can disagree with it. The other classifiers predict
+        the argmax of their probabilities: ``proba`` (this model's :meth:`predict_proba` of
+        ``features``, when already computed) saves computing them again.
         """
         X = features.X
         if self.name in ("svm", "svm_grid"):
             svc = self.pipeline[-1].calibrated_classifiers_[0].estimator
             return np.asarray(svc.predict(self.pipeline[:-1].transform(X)), dtype=np.int64)
+        if proba is not None:
+            return np.asarray(proba).argmax(axis=1).astype(np.int64)
         return np.asarray(self.pipeline.predict(X), dtype=np.int64)
 
     def predict_proba(self, features) -> np.ndarray:

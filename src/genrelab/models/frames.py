@@ -72,9 +72,11 @@ class FrameModel:
                     self.report[key] = float(value)
         return self
 
-    def predict(self, features) -> np.ndarray:
-        """Class of each slice, shape (n_slices,): the argmax of the model's probabilities."""
-        return self.predict_proba(features).argmax(axis=1).astype(np.int64)
+    def predict(self, features, *, proba: np.ndarray | None = None) -> np.ndarray:
+        """Class of each slice, shape (n_slices,): the argmax of the model's probabilities
+        (``proba``: its :meth:`predict_proba` of ``features``, when already computed)."""
+        proba = self.predict_proba(features) if proba is None else proba
+        return np.asarray(proba).argmax(axis=1).astype(np.int64)
 
     def predict_proba(self, features) -> np.ndarray:
         if features.S is None:

@@ -6,7 +6,7 @@ settings dataclass, and a builder. Every built model has
 
 * ``fit(train, valid) -> self`` on :class:`genrelab.features.FeatureSet` objects,
 * ``predict_proba(features) -> np.ndarray [shape=(n_slices, n_classes)]``,
-* ``predict(features) -> np.ndarray [shape=(n_slices,)]``: the model's own class of each slice
+* ``predict(features, *, proba=None) -> np.ndarray [shape=(n_slices,)]``: the model's own class of each slice
   (an SVM's SVC decision, not the argmax of its calibrated probabilities),
 * ``save(folder)`` and the spec's ``load(folder)``.
 """
