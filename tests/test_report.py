@@ -417,7 +417,11 @@ def test_audit_plan_adds_the_official_split_of_feature_tables(tmp_path):
 
 
 def test_audit_says_when_one_row_per_track_cannot_leak(experiments):
-    from genrelab.experiments.audit import audit_markdown, audit_table, one_row_per_track
+    from genrelab.experiments.audit import (
+        audit_markdown,
+        audit_table,
+        one_row_per_track,
+    )
 
     by = {e.name: e for e in experiments}
     table = audit_table({"leaky": by["audit-696226bb-leaky"], "grouped": by["audit-696226bb-grouped"]})
@@ -430,8 +434,8 @@ def test_audit_says_when_one_row_per_track_cannot_leak(experiments):
 
 
 def test_audit_refuses_to_be_told_the_split():
-    from genrelab.experiments.audit import audit_plan
     from genrelab.config import ConfigError
+    from genrelab.experiments.audit import audit_plan
 
     with pytest.raises(ConfigError, match="chooses the split itself"):
         audit_plan(["split=kfold"], config_dir=CONF)

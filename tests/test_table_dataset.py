@@ -65,7 +65,7 @@ def test_kfold_over_all_folds_on_a_table_dataset(tmp_path):
     train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
     bundle = load_bundle(tmp_path / "model", trust=True)
     assert bundle.folds == [0, 1, 2, 3] and len(bundle.models) == 8
-    metrics, slices, tracks = evaluate_bundle(bundle, tmp_path / "feat", split_table=table)
+    metrics, _, tracks = evaluate_bundle(bundle, tmp_path / "feat", split_table=table)
     assert metrics["n_tracks"] == 80 and sorted(tracks["track_id"]) == sorted(table["track_id"])
     fold_of = dict(zip(table["track_id"], table["fold"]))
     assert all(fold_of[t] == f for t, f in zip(tracks["track_id"], tracks["fold"]))
@@ -97,7 +97,7 @@ def test_metrics_are_those_of_the_seed_ensemble_that_predict_uses(tmp_path):
     params = {"model": {"name": "rf", "n_estimators": 3, "max_depth": 2}, "train": {"seeds": [0, 1, 2]}}
     train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
     bundle = load_bundle(tmp_path / "model", trust=True)
-    metrics, _, tracks = evaluate_bundle(bundle, tmp_path / "feat", split_table=table)
+    metrics, _, _ = evaluate_bundle(bundle, tmp_path / "feat", split_table=table)
     test = load_split_sets(tmp_path / "feat", table)["test"]
     shipped = aggregate_tracks(bundle.predict_proba(test), test.track_id)   # what `genrelab predict` does
     truth = dict(zip(test.track_id, test.y))

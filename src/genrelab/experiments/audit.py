@@ -230,17 +230,17 @@ def audit_markdown(table: pd.DataFrame, overrides: Sequence[str] = ()) -> str:
         lines.append(f"| {split} | {r['experiment']} ({r['rev']}) | {_pct(r['slice_accuracy'])} | "
                      f"{_pct(r['track_accuracy'])} | {ci} | {_pct(r['macro_f1'])} | {int(r['n_test_tracks'])} "
                      f"| {gap_s} | {gap_t} |")
-    lines += ["", "Accuracies in percent on each split's test set (track accuracy: mean probability; its 95% CI: "
-              "Wilson, cluster-adjusted for tracks of one artist). Gap: leaky accuracy minus this split's, "
-              "in percentage points."]
+    lines += ["", ("Accuracies in percent on each split's test set (track accuracy: mean probability; its 95% "
+                   "CI: Wilson, cluster-adjusted for tracks of one artist). Gap: leaky accuracy minus this "
+                   "split's, in percentage points.")]
     if one_row_per_track(table):
-        lines += ["", "**These features have one row per track, so no slice can leak**: the 'leaky' split is a "
-                  "random split of whole tracks that ignores artists. Its gap over the grouped and official "
-                  "splits measures how much tracks of one artist on both sides help (artist leakage) plus "
-                  "the noise between two different test sets, not slice leakage."]
+        lines += ["", ("**These features have one row per track, so no slice can leak**: the 'leaky' split is a "
+                       "random split of whole tracks that ignores artists. Its gap over the grouped and official "
+                       "splits measures how much tracks of one artist on both sides help (artist leakage) plus "
+                       "the noise between two different test sets, not slice leakage.")]
     else:
-        lines += ["", "Under the leaky split the test slices' tracks also have slices in the training set, so its "
-                  "test 'tracks' are not held out at all."]
+        lines += ["", ("Under the leaky split the test slices' tracks also have slices in the training set, so "
+                       "its test 'tracks' are not held out at all.")]
     return "\n".join(lines) + "\n"
 
 
