@@ -116,7 +116,7 @@ def test_a_head_is_evaluated_like_any_model_without_training(models_dir, tmp_pat
     assert card["dataset"]["synthetic"] is False  # the head was not trained on the synthetic set
     assert "trained on GTZAN" in card["pretrained"]["summary"] and "not trained here" in card["pretrained"]["summary"]
     bundle = load_bundle(tmp_path / "model")  # head.json only, no pickle: no --trust even outside data/
-    metrics, _, tracks = evaluate_bundle(bundle, features, n_boot=20)
+    metrics, _, tracks = evaluate_bundle(bundle, features)
     assert metrics["n_tracks"] == 15 and set(tracks["predicted"]) <= {"blues", "classical", "hiphop", "rock"}
     from genrelab.features import load_feature_split
 

@@ -151,7 +151,7 @@ def evaluation_summary(metrics: dict[str, Any], *, split: str) -> dict[str, Any]
                            "track_accuracy": get("track_mean", "accuracy"),
                            "track_vote_accuracy": get("track_vote", "accuracy"),
                            "slice_accuracy": get("slice", "accuracy"), "macro_f1": get("track_mean", "macro_f1")}
-    ci = get("track_accuracy_ci95") or get("track_mean", "accuracy_ci95")
+    ci = get("track_mean", "accuracy_ci95") or get("track_accuracy_ci95")   # the latter: before genrelab 0.2
     if isinstance(ci, dict) and "low" in ci and "high" in ci:
         out["track_accuracy_ci95"] = [float(ci["low"]), float(ci["high"])]
     elif isinstance(ci, (list, tuple)) and len(ci) == 2:

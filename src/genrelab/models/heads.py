@@ -337,4 +337,4 @@ def head_bundle(head: str, models_dir: str | Path, *, genres: tuple[str, ...] | 
             "seeds": [0], "pretrained": {**model.pretrained, "mapped": {}, "genres_without_head_class": []}}
     meta = {"format": 1, "model": "essentia_head", "input": "vector", "labels": labels, "seeds": [0],
             "params": params, "feature_names": None, "card": card}
-    return Bundle(folder=Path(models_dir), meta=meta, models={0: model})
+    return Bundle(folder=Path(models_dir), meta=meta, models={"seed_0": model})
