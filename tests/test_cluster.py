@@ -1,0 +1,238 @@
+"""The Dask engine of compute.map_tracks: same results as in-process, worker deaths, bad items, cancel."""
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genrelab import cluster
+from genrelab.compute import ComputeSettings, map_tracks
+from genrelab.config import ConfigError, from_mapping
+
+IN_PROCESS = ComputeSettings(workers=1)
+
+
+# -- task functions (module level: the workers import this module to unpickle them) ------------
+
+
+def spectrum(seed: int) -> np.ndarray:
+    """Deterministic float work through BLAS and FFT."""
+    x = np.random.default_rng(seed).standard_normal((64, 256))
+    return np.abs(np.fft.rfft(x @ x.T, axis=1)).astype(np.float32)
+
+
+def counted(item: tuple[int, str]) -> int:
+    """Record each call in a file; item 3 is a bad file."""
+    i, folder = item
+    with open(Path(folder) / f"calls-{i}.txt", "a") as fh:
+        fh.write("x")
+    if i == 3:
+        raise ValueError(f"track {i}: not audio")
+    return i * i
+
+
+def dies_once(item: tuple[int, str]) -> np.ndarray:
+    """Kill the worker running item 2 the first time it is tried (a marker file remembers)."""
+    i, folder = item
+    marker = Path(folder) / "killed"
+    if i == 2 and not marker.exists():
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return spectrum(i)
+
+
+def always_dies(item: tuple[int, str]) -> int:
+    i, folder = item
+    if i == 1:
+        with open(Path(folder) / "attempts.txt", "a") as fh:
+            fh.write("x")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return i
+
+
+def slow(i: int) -> int:
+    time.sleep(0.4)
+    return i
+
+
+def batch_square(items: list[int]) -> list[int]:
+    if 7 in items:
+        raise ValueError("7 is a bad file")
+    return [i * i for i in items]
+
+
+def pid(_: int) -> int:
+    return os.getpid()
+
+
+def visible_gpus(_: int) -> str:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
+
+
+def blas_threads(_: int) -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info())
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    """One local cluster of 2 single-threaded workers for the whole module."""
+    lc = cluster.start_local_cluster(2, dashboard=False)
+    try:
+        yield ComputeSettings(address=lc.scheduler_address)
+    finally:
+        cluster.close_clients()
+        lc.close()
+
+
+def collect(gen) -> dict[int, object]:
+    out: dict[int, object] = {}
+    for index, result in gen:
+        assert index not in out, f"index {index} yielded twice"
+        out[index] = result
+    return out
+
+
+# -- tests ----------------------------------------------------------------------------------------
+
+
+def test_cluster_results_identical_to_in_process(two_workers):
+    items = list(range(12))
+    here = collect(map_tracks(spectrum, items, settings=IN_PROCESS, progress=False))
+    there = collect(map_tracks(spectrum, items, settings=two_workers, progress=False))
+    assert sorted(there) == items
+    for i in items:
+        assert there[i].tobytes() == here[i].tobytes()
+
+
+def test_workers_are_single_threaded(two_workers):
+    assert set(collect(map_tracks(blas_threads, range(4), settings=two_workers, progress=False)).values()) == {1}
+    assert set(collect(map_tracks(blas_threads, range(2), settings=IN_PROCESS, progress=False)).values()) == {1}
+
+
+def test_bad_item_reported_once_and_not_retried(two_workers, tmp_path):
+    items = [(i, str(tmp_path)) for i in range(6)]
+    out = collect(map_tracks(counted, items, settings=two_workers, progress=False))
+    assert isinstance(out[3], ValueError) and "not audio" in str(out[3])
+    assert {i: r for i, r in out.items() if i != 3} == {i: i * i for i in range(6) if i != 3}
+    assert (tmp_path / "calls-3.txt").read_text() == "x"  # called once: never retried
+
+
+def test_killed_worker_loses_only_its_task(two_workers, tmp_path):
+    items = [(i, str(tmp_path)) for i in range(8)]
+    out = collect(map_tracks(dies_once, items, settings=two_workers, progress=False))
+    assert (tmp_path / "killed").exists()  # the worker did die
+    assert sorted(out) == list(range(8))
+    for i in range(8):
+        assert out[i].tobytes() == spectrum(i).tobytes()
+
+
+def test_task_that_always_kills_its_worker_is_given_up(two_workers, tmp_path):
+    from distributed import KilledWorker
+
+    items = [(i, str(tmp_path)) for i in range(4)]
+    out = collect(map_tracks(always_dies, items, settings=two_workers, progress=False))
+    assert isinstance(out[1], KilledWorker)
+    assert {i: out[i] for i in (0, 2, 3)} == {0: 0, 2: 2, 3: 3}
+    assert len((tmp_path / "attempts.txt").read_text()) == cluster.ALLOWED_FAILURES + 1
+
+
+def _scheduler_tasks(dask_scheduler) -> int:
+    return len(dask_scheduler.tasks)
+
+
+def _wait_no_tasks(settings: ComputeSettings, timeout: float = 10.0) -> int:
+    client = cluster.get_client(address=settings.address)
+    deadline = time.monotonic() + timeout
+    while (n := client.run_on_scheduler(_scheduler_tasks)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return n
+
+
+def test_closing_the_map_cancels_unfinished_tasks(two_workers):
+    gen = map_tracks(slow, range(20), settings=two_workers, progress=False)
+    next(gen)
+    gen.close()
+    assert _wait_no_tasks(two_workers) == 0
+
+
+def test_keyboard_interrupt_cancels(two_workers):
+    timer = threading.Timer(0.6, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        collect(map_tracks(slow, range(20), settings=two_workers, progress=False))
+    timer.cancel()
+    assert _wait_no_tasks(two_workers) == 0
+
+
+@pytest.mark.parametrize("where", ["in_process", "cluster"])
+def test_batched_map_isolates_the_bad_item(two_workers, where):
+    settings = IN_PROCESS if where == "in_process" else two_workers
+    out = collect(map_tracks(batch_square, range(10), settings=settings, progress=False, batch_size=4))
+    assert isinstance(out[7], ValueError)
+    assert {i: r for i, r in out.items() if i != 7} == {i: i * i for i in range(10) if i != 7}
+
+
+def test_missing_gpu_worker_fails_at_once(two_workers):
+    with pytest.raises(ConfigError, match="GPU=1"):
+        collect(map_tracks(pid, range(3), settings=two_workers, progress=False, resources={"GPU": 1}))
+
+
+def test_gpu_workers_get_gpu_tasks():
+    lc = cluster.start_local_cluster(1, gpus=1, dashboard=False)
+    try:
+        settings = ComputeSettings(address=lc.scheduler_address)
+        gpu = collect(map_tracks(visible_gpus, range(4), settings=settings, progress=False, resources={"GPU": 1}))
+        assert set(gpu.values()) == {"0"}  # only the GPU worker, which sees only its GPU
+        client = cluster.get_client(address=lc.scheduler_address)
+        assert cluster.worker_resources(client) == {"GPU": 1}
+        cpu_worker = [w for w, info in client.scheduler_info()["workers"].items() if not info.get("resources")]
+        assert client.submit(visible_gpus, 0, workers=cpu_worker).result() == ""  # CPU workers see none
+    finally:
+        cluster.close_clients(("address", lc.scheduler_address))
+        lc.close()
+
+
+def test_auto_runs_small_cheap_maps_in_process():
+    out = collect(map_tracks(pid, range(5), settings=ComputeSettings(), progress=False))
+    assert set(out.values()) == {os.getpid()}
+    assert not cluster.has_client(n_workers=cluster.local_cpus())
+
+
+def test_auto_chunk_size():
+    assert cluster.auto_chunk_size(1000, 0.01, 2) == 25      # 0.25 s tasks
+    assert cluster.auto_chunk_size(1000, 1.0, 2) == 1        # expensive items go one by one
+    assert cluster.auto_chunk_size(40, 0.001, 2) == 5        # still 4 tasks per thread
+    assert cluster.auto_chunk_size(10, 0.0, 2) == 1
+
+
+def test_unreachable_address_names_the_setting():
+    with pytest.raises(ConfigError, match="compute.address"):
+        cluster.get_client(address="tcp://127.0.0.1:9", timeout=1)
+
+
+@pytest.mark.parametrize("mapping, match", [({"workers": -1}, "workers"), ({"address": "localhost"}, "tcp://"),
+                                            ({"threads": 2}, "unknown key")])
+def test_compute_settings_are_validated(mapping, match):
+    with pytest.raises(ConfigError, match=match):
+        from_mapping(ComputeSettings, mapping, section="compute")
+
+
+def test_progress_logs_lines_off_a_terminal(caplog):
+    with caplog.at_level(logging.INFO, logger="genrelab.cluster"):
+        bar = cluster.Progress(4, "features", log_every_s=0.0)
+        for k in range(4):
+            bar.update(1, failed=int(k == 2))
+        bar.close()
+    assert "features: 4/4 tracks (100%)" in caplog.text and "1 failed" in caplog.text
