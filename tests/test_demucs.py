@@ -140,7 +140,7 @@ def test_invalid_settings_and_input(tiny_repo, tiny_separator):
 @pytest.mark.gpu
 @needs_cuda
 def test_tiny_model_on_cuda(tiny_repo, tiny_separator):
-    sep = DemucsSeparator(TINY_SIG, repo=tiny_repo, device="cuda", progress=False)
+    sep = DemucsSeparator(TINY_SIG, repo=tiny_repo, device="cuda", progress=False, precision="fp32")
     y = clip(1.0, seed=4)
     out = sep.separate(y, SR)
     ref = tiny_separator.separate(y, SR)
