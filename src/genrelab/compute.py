@@ -25,6 +25,7 @@ depend on the engine (:func:`genrelab.cluster.single_threaded`).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,6 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["ComputeSettings", "map_tracks", "worker_cached", "clear_worker_cache"]
+
+log = logging.getLogger(__name__)
 
 _ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss|inproc)://\S+")
 
@@ -161,10 +164,15 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
         per_item, warmup = times[-1], max(0.0, times[0] - times[-1])
         saving = left * per_item * (1.0 - 1.0 / workers)
         started = cluster.has_client(n_workers=workers)
-        if not started and saving <= cluster.CLUSTER_START_S + warmup:
+        cost = 0.0 if started else cluster.CLUSTER_START_S + warmup
+        if saving <= cost:
+            log.info("%s: %d items of %.3g s each left: in this process (a cluster would save %.1f s, cost %.1f s)",
+                     desc or "map", left, per_item, saving, cost)
             yield from _serial(fn, items, start=start, chunk=1, batched=False, bar=bar)
             return
         chunk = cluster.auto_chunk_size(left, per_item, workers)
+        log.info("%s: %d items of %.3g s each left: on %d local workers, %d per task (saves about %.0f s, "
+                 "costs %.1f s)", desc or "map", left, per_item, workers, chunk, saving, cost)
     client = cluster.get_client(n_workers=workers)
     yield from cluster.map_on_cluster(client, fn, cluster.chunk_items(items[start:], chunk, start=start),
                                       batched=batched, resources=resources, progress=bar, desc=desc, check=False)
