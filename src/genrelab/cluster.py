@@ -293,8 +293,32 @@ def local_gpus() -> int:
     return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
 
 
+def _forkserver(preload: Sequence[str]) -> bool:
+    """Start workers from a ``forkserver`` that has imported ``preload`` once (else Dask's spawn).
+
+    Spawned workers each start a fresh interpreter and import numpy, scipy, librosa and this
+    project again (seconds per worker); forked from a server that imported them once, they
+    start at once and close faster (measured on 2 cores under load: 1.9 s to start and 0.1 s to
+    close 2 workers, against 3-6 s and 2-3 s). The server is started once per process, with one
+    BLAS/OpenMP thread in its environment; only the first cluster's ``preload`` counts.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - not POSIX
+        return False
+    from distributed.utils import get_mp_context
+
+    import dask
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        ctx = get_mp_context()  # Dask's own preload list is set here, once; ours replaces it
+    modules = ["distributed", "numpy", "genrelab.cluster", *preload]
+    ctx.set_forkserver_preload([m for m in dict.fromkeys(modules) if m and m != "__main__"])
+    return True
+
+
 def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True,
-                        memory_limit: str | int = "auto"):
+                        memory_limit: str | int = "auto", preload: Sequence[str] = ()):
     """Start a cluster of worker processes on this machine.
 
     Parameters
@@ -309,6 +333,8 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
     memory_limit : str or int
         Per worker (Dask's rules: ``'auto'`` shares the machine's memory evenly). A worker
         over it is restarted and its task moved (see the module docstring).
+    preload : sequence of str
+        Modules the workers' forkserver imports once (the task function's module).
 
     Returns
     -------
@@ -322,8 +348,10 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
         raise ValueError(f"need at least one worker, got n_workers={n_workers}, gpus={gpus}")
     env = {"CUDA_VISIBLE_DEVICES": ""} if gpus else {}
     spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **SINGLE_THREAD_ENV}
+    method = "forkserver" if _forkserver(preload) else "spawn"
     with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
-                          "distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+                          "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                          "distributed.worker.multiprocessing-method": method}):
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
             dashboard_address=":8787" if dashboard else None, scheduler_kwargs={"allowed_failures": ALLOWED_FAILURES},
@@ -357,7 +385,8 @@ def _accepts_n_workers(client) -> bool:
     return "n_workers" in inspect.signature(client.scheduler_info).parameters
 
 
-def get_client(*, address: str | None = None, n_workers: int = 0, gpus: int = 0, timeout: float = 20.0):
+def get_client(*, address: str | None = None, n_workers: int = 0, gpus: int = 0, timeout: float = 20.0,
+               preload: Sequence[str] = ()):
     """The Dask client of this process for a scheduler address or a local cluster (cached).
 
     Parameters
@@ -369,6 +398,9 @@ def get_client(*, address: str | None = None, n_workers: int = 0, gpus: int = 0,
         and kept (with its client) until :func:`close_clients` or the end of the process.
     timeout : float
         Seconds to wait for the scheduler at ``address``.
+    preload : sequence of str
+        Modules a new local cluster's workers import before they start (see
+        :func:`start_local_cluster`).
 
     Returns
     -------
@@ -398,7 +430,7 @@ def get_client(*, address: str | None = None, n_workers: int = 0, gpus: int = 0,
         cluster = None
     else:
         t0 = time.perf_counter()
-        cluster = start_local_cluster(n_workers, gpus=gpus)
+        cluster = start_local_cluster(n_workers, gpus=gpus, preload=preload)
         client = Client(cluster, set_as_default=False)
         log.info("started a local Dask cluster in %.1f s", time.perf_counter() - t0)
     _CLIENTS[key] = (client, cluster)
@@ -442,7 +474,8 @@ def worker_resources(client) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _module_of(fn: Any) -> str | None:
+def module_of(fn: Any) -> str | None:
+    """The module that defines ``fn`` (a function, a ``functools.partial`` or a callable object)."""
     fn = getattr(fn, "func", fn)  # functools.partial
     return getattr(fn, "__module__", None) or getattr(type(fn), "__module__", None)
 
@@ -476,7 +509,7 @@ def _check_workers(client, fn: Any, resources: Mapping[str, float] | None) -> No
     import genrelab
 
     ours = f"genrelab {getattr(genrelab, '__version__', '?')}"
-    answers = client.run(_worker_environment, _module_of(fn))
+    answers = client.run(_worker_environment, module_of(fn))
     bad = {w: a for w, a in answers.items() if a != ours}
     if bad:
         lines = "; ".join(f"{w}: {a}" for w, a in sorted(bad.items())[:5])

@@ -142,7 +142,7 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
         if settings.workers == 1 or gpus <= 1:
             yield from _serial(fn, items, start=0, chunk=chunk, batched=batched, bar=bar)
         else:
-            client = cluster.get_client(n_workers=0, gpus=gpus)
+            client = cluster.get_client(n_workers=0, gpus=gpus, preload=[cluster.module_of(fn)])
             yield from cluster.map_on_cluster(client, fn, cluster.chunk_items(items, chunk), batched=batched,
                                               resources=resources, progress=bar, desc=desc, check=False)
         return
@@ -173,7 +173,7 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
         chunk = cluster.auto_chunk_size(left, per_item, workers)
         log.info("%s: %d items of %.3g s each left: on %d local workers, %d per task (saves about %.0f s, "
                  "costs %.1f s)", desc or "map", left, per_item, workers, chunk, saving, cost)
-    client = cluster.get_client(n_workers=workers)
+    client = cluster.get_client(n_workers=workers, preload=[cluster.module_of(fn)])
     yield from cluster.map_on_cluster(client, fn, cluster.chunk_items(items[start:], chunk, start=start),
                                       batched=batched, resources=resources, progress=bar, desc=desc, check=False)
 
