@@ -36,7 +36,12 @@ import librosa
 import numpy as np
 import torch
 
-from genrelab.separation import DemucsSeparator, HPSSSeparator, MissingWeightsError, required_weight_files
+from genrelab.separation import (
+    DemucsSeparator,
+    HPSSSeparator,
+    MissingWeightsError,
+    required_weight_files,
+)
 from genrelab.separation.demucs import save_tiny_demucs
 
 SR = 22050

@@ -88,7 +88,7 @@ def blas_threads(_: int) -> int:
 @pytest.fixture(scope="module")
 def two_workers():
     """One local cluster of 2 single-threaded workers for the whole module."""
-    lc = cluster.start_local_cluster(2, dashboard=False)
+    lc = cluster.start_local_cluster(2, dashboard=False, preload=[__name__, "genrelab.datasets.gtzan"])
     try:
         yield ComputeSettings(address=lc.scheduler_address)
     finally:
@@ -237,3 +237,27 @@ def test_progress_logs_lines_off_a_terminal(caplog):
             bar.update(1, failed=int(k == 2))
         bar.close()
     assert "features: 4/4 tracks (100%)" in caplog.text and "1 failed" in caplog.text
+
+
+def test_dataset_probing_on_the_cluster_matches_in_process(two_workers, tmp_path):
+    from genrelab import compute
+    from genrelab.datasets.gtzan import write_index
+    from genrelab.io import write_audio
+
+    candidates = []
+    for k in range(6):
+        path = tmp_path / "audio" / f"t{k}.wav"
+        if k == 4:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")  # quarantined at once (undecodable bytes cost seconds of audioread probing)
+        else:
+            write_audio(path, np.sin(np.arange(2000 + 100 * k) / 7.0).astype(np.float32) * 0.1, 8000)
+        candidates.append({"track_id": f"t{k}", "genre": "g", "artist": "", "path": str(path), "official_split": ""})
+    here = write_index(candidates, tmp_path / "here", progress=False)
+    compute.configure(two_workers)  # what run_stage does with the stage's `compute` section
+    try:
+        there = write_index(candidates, tmp_path / "there", progress=False)
+    finally:
+        compute.configure(ComputeSettings())
+    assert there.equals(here) and "t4" not in set(there["track_id"])
+    assert (tmp_path / "there" / "quarantine.csv").read_text() == (tmp_path / "here" / "quarantine.csv").read_text()

@@ -17,9 +17,11 @@ A worker that dies mid-task (killed, out of memory, segfault) makes the schedule
 tasks to other workers. A task whose workers have died under it more than
 :data:`ALLOWED_FAILURES` times is given up with :class:`distributed.KilledWorker`, which the
 map reports as the result of each of the task's items: a file that kills every worker that
-touches it is reported, not retried forever. Local clusters get this limit from here; for a
-cluster you start yourself, set it on the scheduler (``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=2``,
-see ``docs/cluster.md``). Nothing a task writes is trusted until it is complete: the store's
+touches it is reported, not retried forever. Only the running task must count as a suspect, so
+workers get no task queued behind the running one (:data:`WORKER_SATURATION`). Local clusters
+get both settings from here; for a cluster you start yourself, set them on the scheduler
+(``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=2`` and
+``DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0``, see ``docs/cluster.md``). Nothing a task writes is trusted until it is complete: the store's
 writes are atomic, so a task killed half way leaves nothing behind that a later run would use.
 
 Threads
@@ -50,7 +52,6 @@ import atexit
 import contextlib
 import logging
 import math
-import os
 import pickle
 import sys
 import time
@@ -63,6 +64,7 @@ from genrelab.config import ConfigError
 __all__ = [
     "ALLOWED_FAILURES",
     "CLUSTER_START_S",
+    "WORKER_SATURATION",
     "LOG_EVERY_S",
     "Progress",
     "close_clients",
@@ -82,6 +84,13 @@ log = logging.getLogger(__name__)
 ALLOWED_FAILURES = 2
 """``distributed.scheduler.allowed-failures`` of the clusters started here: a task is moved to
 another worker after each of its first 2 worker deaths and given up (``KilledWorker``) at the 3rd."""
+
+WORKER_SATURATION = 1.0
+"""``distributed.scheduler.worker-saturation`` of the clusters started here: a worker is sent only
+as many tasks as it has threads. With Dask's default (1.1) a one-thread worker holds a second
+task waiting behind the running one, and when the worker dies that innocent task is counted as
+a suspect too: after a few deaths caused by one bad file its neighbours were given up as well
+(seen in this project's tests)."""
 
 CLUSTER_START_S = 3.0
 """Seconds a local cluster costs to start and stop on top of the work (measured on a 2-core
@@ -134,7 +143,7 @@ def _portable(result: Any) -> Any:
         return result
     try:
         pickle.loads(pickle.dumps(result))
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever fails to pickle travels as text
         return RuntimeError(f"{type(result).__qualname__}: {result}")
     return result
 
@@ -165,13 +174,13 @@ def run_chunk(fn: Callable[[Any], Any], chunk: Sequence[tuple[int, Any]], *,
             for index, item in chunk:
                 try:
                     out.append((index, fn(item)))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a bad item's error is its result
                     out.append((index, _portable(exc)))
             return out
         items = [item for _, item in chunk]
         try:
             results = list(fn(items))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - find the bad item one by one
             if len(items) == 1:
                 results = [exc]
             else:
@@ -181,7 +190,7 @@ def run_chunk(fn: Callable[[Any], Any], chunk: Sequence[tuple[int, Any]], *,
                 for item in items:
                     try:
                         (one,) = fn([item])
-                    except Exception as exc_one:
+                    except Exception as exc_one:  # noqa: BLE001 - a bad item's error is its result
                         one = exc_one
                     results.append(one)
         if len(results) != len(items):
@@ -195,7 +204,7 @@ def run_chunk(fn: Callable[[Any], Any], chunk: Sequence[tuple[int, Any]], *,
 
 
 def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, s = divmod(seconds, 60)
@@ -306,12 +315,13 @@ def _forkserver(preload: Sequence[str]) -> bool:
 
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - not POSIX
         return False
+    import dask
     from distributed.utils import get_mp_context
 
-    import dask
-
-    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        ctx = get_mp_context()  # Dask's own preload list is set here, once; ours replaces it
+    # Set for the whole process, not just while the cluster starts: a nanny restarting a dead
+    # worker later asks again, and should fork it as quickly.
+    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    ctx = get_mp_context()  # Dask's own preload list is set here, once; ours replaces it
     modules = ["distributed", "numpy", "genrelab.cluster", *preload]
     ctx.set_forkserver_preload([m for m in dict.fromkeys(modules) if m and m != "__main__"])
     return True
@@ -339,7 +349,8 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
     Returns
     -------
     distributed.LocalCluster
-        Its scheduler runs in this process with ``allowed-failures`` = :data:`ALLOWED_FAILURES`.
+        Its scheduler runs in this process with ``allowed-failures`` = :data:`ALLOWED_FAILURES`
+        and ``worker-saturation`` = :data:`WORKER_SATURATION`.
     """
     import dask
     from distributed import LocalCluster, Nanny
@@ -351,6 +362,7 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
     method = "forkserver" if _forkserver(preload) else "spawn"
     with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
                           "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                          "distributed.scheduler.worker-saturation": WORKER_SATURATION,
                           "distributed.worker.multiprocessing-method": method}):
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
@@ -489,7 +501,7 @@ def _worker_environment(module: str | None) -> str:
 
         if module:
             importlib.import_module(module)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported to the client, which stops with it
         return f"{type(exc).__name__}: {exc}"
     return f"genrelab {getattr(genrelab, '__version__', '?')}"
 
@@ -572,7 +584,7 @@ def map_on_cluster(client, fn: Callable[[Any], Any], chunks: Sequence[Sequence[t
             indices = pending.pop(fut)
             try:
                 pairs = fut.result()
-            except Exception as exc:  # the task itself was lost: KilledWorker, unpicklable fn ...
+            except Exception as exc:  # noqa: BLE001 - the task itself was lost: KilledWorker, unpicklable fn ...
                 log.warning("%s: a task of %d item(s) failed outside the work itself: %s: %s",
                             desc or "map", len(indices), type(exc).__name__, exc)
                 pairs = [(i, exc) for i in indices]

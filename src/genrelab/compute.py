@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ComputeSettings", "map_tracks", "worker_cached", "clear_worker_cache"]
+__all__ = ["ComputeSettings", "clear_worker_cache", "configure", "default_settings", "map_tracks", "worker_cached"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,28 @@ class ComputeSettings:
                              "(or null to run on this machine)")
 
 
+_DEFAULT = ComputeSettings()
+
+
+def configure(settings: ComputeSettings) -> None:
+    """Make ``settings`` the default of every :func:`map_tracks` call of this process.
+
+    :func:`genrelab.stage.run_stage` calls it with the ``compute`` params section, so that a
+    stage's per-track maps run where the configuration says without the settings being passed
+    down through every function. ``compute`` never changes a result, only where and how fast it
+    is computed, so stages do not list it as a DVC parameter.
+    """
+    global _DEFAULT
+    if not isinstance(settings, ComputeSettings):
+        raise TypeError(f"expected ComputeSettings, got {type(settings).__name__}")
+    _DEFAULT = settings
+
+
+def default_settings() -> ComputeSettings:
+    """The settings :func:`map_tracks` uses when given none (see :func:`configure`)."""
+    return _DEFAULT
+
+
 def map_tracks(fn: Callable[[Any], Any], items: Iterable[Any], *, settings: ComputeSettings | None = None,
                desc: str = "", progress: bool = True, resources: Mapping[str, float] | None = None,
                batch_size: int | None = None) -> Iterator[tuple[int, Any]]:
@@ -77,7 +99,8 @@ def map_tracks(fn: Callable[[Any], Any], items: Iterable[Any], *, settings: Comp
     items : iterable
         Picklable items (paths, track rows ...).
     settings : ComputeSettings, optional
-        Where to run (default: auto on this machine).
+        Where to run (default: :func:`default_settings`, i.e. the stage's ``compute`` section,
+        else auto on this machine).
     desc : str
         What is done, for the progress display and the task names.
     progress : bool
@@ -105,7 +128,7 @@ def map_tracks(fn: Callable[[Any], Any], items: Iterable[Any], *, settings: Comp
     """
     from genrelab import cluster
 
-    settings = settings if settings is not None else ComputeSettings()
+    settings = settings if settings is not None else _DEFAULT
     items = list(items)
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size}")

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any
 
-from genrelab.config import ConfigError, load_params
+from genrelab.config import ConfigError, from_mapping, load_params
 
 __all__ = ["stage_parser", "run_stage"]
 
@@ -41,6 +41,10 @@ def run_stage(main, description: str, configure) -> None:
 
     try:
         params: dict[str, Any] = load_params(args.params)
+        if "compute" in params:  # where per-track maps run (never what they compute)
+            from genrelab.compute import ComputeSettings, configure
+
+            configure(from_mapping(ComputeSettings, params["compute"], section="compute"))
         main(args, params)
     except (ConfigError, FileNotFoundError, PermissionError, DownloadError) as exc:
         # a bad setting or a missing input (weights, model graph, archive): its message says

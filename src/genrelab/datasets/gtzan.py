@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from genrelab import GENRES
 from genrelab.config import ConfigError, from_mapping, require_choice
@@ -140,6 +139,12 @@ def probe_audio(path: str | os.PathLike) -> AudioProbe:
     return AudioProbe(duration_s=n / sr, sample_rate=sr)
 
 
+def _unreadable(exc: Exception) -> bool:
+    """Whether probing failed because of the file: it does not decode, or it killed the worker
+    decoding it every time (``distributed.KilledWorker``)."""
+    return isinstance(exc, AudioDecodeError) or type(exc).__name__ == "KilledWorker"
+
+
 def _index_path(path: Path, out_dir: Path) -> str:
     """``path`` relative to ``out_dir`` (POSIX separators), or absolute if impossible."""
     path = Path(os.path.abspath(path))  # keeps symlinks as the user laid them out
@@ -169,7 +174,7 @@ def write_index(
     out_dir : str or PathLike
         Folder for the three output files (created).
     progress : bool
-        Show a tqdm bar over the tracks.
+        Show progress over the tracks (a bar, or log lines off a terminal).
     desc : str
         Label of the bar.
     short_s : float, optional
@@ -194,16 +199,22 @@ def write_index(
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     quarantined: list[dict[str, str]] = []
-    n_found = 0
-    for cand in tqdm(candidates, desc=desc, unit="track", disable=not progress):
+    from genrelab.compute import map_tracks
+
+    n_found = sum(Path(cand["path"]).is_file() for cand in candidates)
+    to_probe = [k for k, cand in enumerate(candidates) if not cand.get("reason")]
+    probes: dict[int, Any] = {}
+    for i, result in map_tracks(probe_audio, [Path(candidates[k]["path"]) for k in to_probe], desc=desc,
+                                progress=progress):
+        if isinstance(result, Exception) and not _unreadable(result):
+            raise result  # a bug or a setup problem, not a bad file
+        probes[to_probe[i]] = result
+    for k, cand in enumerate(candidates):
         path = Path(cand["path"])
         reason = cand.get("reason")
-        n_found += path.is_file()
-        if not reason:
-            try:
-                probe = probe_audio(path)
-            except AudioDecodeError as exc:
-                reason = str(exc).replace(f"{path}: ", "", 1)
+        probe = probes.get(k)
+        if not reason and isinstance(probe, Exception):
+            reason = str(probe).replace(f"{path}: ", "", 1)
         if reason:
             log.warning("quarantined %s (%s): %s", cand["track_id"], path, reason)
             quarantined.append({"track_id": cand["track_id"], "path": _index_path(path, out_dir), "reason": reason})

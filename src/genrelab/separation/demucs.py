@@ -882,7 +882,7 @@ class DemucsSeparator:
         def flush(batch: list[tuple[int, np.ndarray]]) -> Iterator[tuple[int, Any]]:
             try:
                 outs: list[Any] = self.separate_batch([y for _, y in batch], sr)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - find the bad clip one by one
                 if len(batch) == 1:
                     outs = [exc]
                 else:
@@ -891,7 +891,7 @@ class DemucsSeparator:
                     for _, y in batch:
                         try:
                             outs.append(self.separate(y, sr))
-                        except Exception as exc_one:
+                        except Exception as exc_one:  # noqa: BLE001 - a bad clip's error is its result
                             outs.append(exc_one)
             for (index, _), out in zip(batch, outs):
                 yield index, out
@@ -905,7 +905,7 @@ class DemucsSeparator:
                 try:
                     y = future.result()
                     shape = np.shape(y)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - a file that does not decode is its result
                     yield index, exc
                     continue
                 if batch and np.shape(batch[0][1]) != shape:
