@@ -261,3 +261,16 @@ def test_dataset_probing_on_the_cluster_matches_in_process(two_workers, tmp_path
         compute.configure(ComputeSettings())
     assert there.equals(here) and "t4" not in set(there["track_id"])
     assert (tmp_path / "there" / "quarantine.csv").read_text() == (tmp_path / "here" / "quarantine.csv").read_text()
+
+
+def nested(n: int) -> list[int]:
+    return sorted(r for _, r in map_tracks(spectrum_sum, range(n), settings=ComputeSettings(), progress=False))
+
+
+def spectrum_sum(i: int) -> int:
+    return int(spectrum(i).sum() > 0) + i
+
+
+def test_a_map_inside_a_task_runs_in_that_task(two_workers):
+    out = collect(map_tracks(nested, [3, 4], settings=two_workers, progress=False))
+    assert out == {0: [1, 2, 3], 1: [1, 2, 3, 4]}

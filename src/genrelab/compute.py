@@ -139,6 +139,21 @@ def map_tracks(fn: Callable[[Any], Any], items: Iterable[Any], *, settings: Comp
         bar.close()
 
 
+def _in_worker() -> bool:
+    """Whether this code runs inside a Dask task."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
 def _serial(fn, items, *, start: int, chunk: int, batched: bool, bar) -> Iterator[tuple[int, Any]]:
     from genrelab import cluster
 
@@ -154,6 +169,9 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
     batched = batch_size is not None
     chunk = batch_size or 1
     if not items:
+        return
+    if _in_worker():  # a map inside a task runs in that task: workers do not start clusters
+        yield from _serial(fn, items, start=0, chunk=chunk, batched=batched, bar=bar)
         return
     if settings.address is not None:
         client = cluster.get_client(address=settings.address)
