@@ -110,6 +110,8 @@ def throughput(n_clips: int, seconds: float, *, device: str, precision: str, bat
             files.append(tmp / f"clip{k}.wav")
             write_audio(files[-1], test_clip(seconds, seed=k).T, SR, subtype="PCM_16")
         paths = [files[k % n_files] for k in range(n_clips)]
+        warm = tmp / "warm.wav"  # on the CPU a short warm-up clip (one 7.8 s chunk) is enough
+        write_audio(warm, test_clip(min(seconds, 8.0), seed=99).T, SR, subtype="PCM_16")
         audio_s = n_clips * seconds
         bs: int | str = batch_size if batch_size == "auto" else int(batch_size)
         sep = DemucsSeparator("42000000", repo=tmp, device=device, progress=False, precision=precision,
@@ -137,7 +139,8 @@ def throughput(n_clips: int, seconds: float, *, device: str, precision: str, bat
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
 
-        naive_one(paths[0])  # warm-up (cuDNN autotuning, allocator)
+        warmup = [paths[0]] if dev.type == "cuda" else [warm]  # cuDNN autotuning wants the real shapes
+        naive_one(warmup[0])  # warm-up (cuDNN autotuning, allocator)
         sync()
         t0, c0 = time.perf_counter(), time.process_time()
         first_naive = None
@@ -149,7 +152,7 @@ def throughput(n_clips: int, seconds: float, *, device: str, precision: str, bat
         print(f"  naive apply_model loop     {naive_s:8.1f} s wall ({naive_cpu:7.1f} s CPU)  "
               f"{audio_s / naive_s:8.1f}x real time  ({naive_s / n_clips:.2f} s/clip)", flush=True)
 
-        list(sep.separate_stream(paths[: min(2, n_clips)], load, SR))  # warm-up
+        list(sep.separate_stream(warmup * (2 if dev.type == "cuda" else 1), load, SR))  # warm-up
         sync()
         t0, c0 = time.perf_counter(), time.process_time()
         first = None
