@@ -339,7 +339,7 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
         GPU workers, one per device: worker ``gpu-i`` sees only GPU ``i`` and declares the
         resource ``GPU=1``.
     dashboard : bool
-        Serve the dashboard (port 8787, or a free one if taken; needs ``bokeh``).
+        Serve the dashboard on port 8787 (or a free one if taken; needs ``bokeh``); else any free port.
     memory_limit : str or int
         Per worker (Dask's rules: ``'auto'`` shares the machine's memory evenly). A worker
         over it is restarted and its task moved (see the module docstring).
@@ -366,7 +366,7 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
                           "distributed.worker.multiprocessing-method": method}):
         cluster = LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-            dashboard_address=":8787" if dashboard else None, scheduler_kwargs={"allowed_failures": ALLOWED_FAILURES},
+            dashboard_address=":8787" if dashboard else ":0", scheduler_kwargs={"allowed_failures": ALLOWED_FAILURES},
             silence_logs=logging.WARNING, env=env,
         )
         if gpus:
