@@ -8,7 +8,8 @@ Where the work runs is the ``compute`` params section (:class:`ComputeSettings`)
 - ``workers: n > 1``: on a local Dask cluster of ``n`` worker processes, one thread each.
 - ``workers: 0`` (default): decided per map from the job size. The first two items run here,
   timed; the second one's time ``c`` is the cost of an item and the first one's excess ``w``
-  is the warm-up (imports, JIT compilation, model loading), which each worker pays again. With
+  is the warm-up (imports, JIT compilation, model loading), which each worker pays again (the
+  first call this process ever made of the function counts, if it was slower). With
   ``k`` cores and ``r`` items left, a local cluster of ``k`` workers saves ``r * c * (1 - 1/k)``
   seconds and costs ``CLUSTER_START_S + w`` (3 s to start and stop it, measured on a 2-core
   machine); the rest runs on the cluster when the saving is larger, else here. A cluster
@@ -154,11 +155,25 @@ def _in_worker() -> bool:
     return True
 
 
+_FIRST_CALL_S: dict[str, float] = {}
+"""Seconds the first call of each task function took in this process (imports, JIT compilation,
+model loading included): what a fresh worker pays again, even once this process is warm."""
+
+
+def _fn_key(fn) -> str:
+    target = getattr(fn, "func", fn)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+
+
 def _serial(fn, items, *, start: int, chunk: int, batched: bool, bar) -> Iterator[tuple[int, Any]]:
     from genrelab import cluster
 
+    key = _fn_key(fn)
     for part in cluster.chunk_items(items[start:], chunk, start=start):
-        for index, result in cluster.run_chunk(fn, part, batched=batched):
+        t0 = time.perf_counter()
+        done = cluster.run_chunk(fn, part, batched=batched)
+        _FIRST_CALL_S.setdefault(key, (time.perf_counter() - t0) / len(part))
+        for index, result in done:
             bar.update(1, failed=int(isinstance(result, BaseException)))
             yield index, result
 
@@ -202,7 +217,8 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
         left = len(items) - start
         if left == 0:
             return
-        per_item, warmup = times[-1], max(0.0, times[0] - times[-1])
+        per_item = times[-1]
+        warmup = max(0.0, max(times[0], _FIRST_CALL_S.get(_fn_key(fn), 0.0)) - per_item)
         saving = left * per_item * (1.0 - 1.0 / workers)
         started = cluster.has_client(n_workers=workers)
         cost = 0.0 if started else cluster.CLUSTER_START_S + warmup
