@@ -92,9 +92,10 @@ task waiting behind the running one, and when the worker dies that innocent task
 a suspect too: after a few deaths caused by one bad file its neighbours were given up as well
 (seen in this project's tests)."""
 
-CLUSTER_START_S = 3.0
-"""Seconds a local cluster costs to start and stop on top of the work (measured on a 2-core
-machine: 1.2 s to start 2 workers, 0.8 s to close, plus the workers' first imports)."""
+CLUSTER_START_S = 6.0
+"""Seconds a local cluster costs on top of the work and of the function's own warm-up (measured
+on a 2-core machine: about 2 s to start 2 forked workers and close them, and 2.5-4 s for a fresh
+worker to import numpy, scipy, librosa and this project, which a warm process no longer shows)."""
 
 LOG_EVERY_S = 30.0
 """Seconds between progress log lines when stderr is not a terminal."""
