@@ -6,7 +6,7 @@ import pandas as pd
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
 from genrelab.features import SliceSettings, extract_dataset, make_extractor
-from genrelab.io import write_json
+from genrelab.io import AudioSettings, write_json
 from genrelab.splits import SplitSettings
 from genrelab.stage import run_stage
 from genrelab.variants import VariantSettings
@@ -26,7 +26,7 @@ def main(args, params):
         extractor=make_extractor(params["features"], models_dir=params["models"]["dir"]),
         variant=from_mapping(VariantSettings, params["variant"], section="variant"),
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
-        sample_rate=int(params["audio"]["sample_rate"]),
+        sample_rate=from_mapping(AudioSettings, params["audio"], section="audio").sample_rate,
         dataset_dir=Path(args.dataset), separated_dir=Path(args.separated), out_dir=Path(args.out),
         separation=params["separation"],
         leaky_fractions=from_mapping(SplitSettings, params["split"], section="split").fractions,

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
-from genrelab.io import write_json
+from genrelab.io import AudioSettings, write_json
 from genrelab.stage import run_stage
 from genrelab.separation import separate_dataset
 from genrelab.variants import VariantSettings
@@ -18,9 +18,10 @@ def configure(p):
 def main(args, params):
     separator = params["variant"]["separator"]
     from_mapping(VariantSettings, params["variant"], section="variant")  # validate the choice early
+    audio = from_mapping(AudioSettings, params["audio"], section="audio")
     summary = separate_dataset(read_index(args.dataset), separator=separator,
                                settings=params["separation"].get(separator, {}), dataset_dir=Path(args.dataset),
-                               separated_dir=Path(args.out), sample_rate=int(params["audio"]["sample_rate"]))
+                               separated_dir=Path(args.out), sample_rate=audio.sample_rate)
     write_json(args.metrics, summary)
 
 

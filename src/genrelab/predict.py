@@ -117,7 +117,7 @@ def bundle_recipe(bundle: Bundle) -> InputRecipe:
     variant = from_mapping(VariantSettings, params["variant"], section="variant")
     names = bundle.meta.get("feature_names")
     return InputRecipe(
-        sample_rate=int(params["audio"]["sample_rate"]), variant=variant,
+        sample_rate=from_mapping(AudioSettings, params["audio"], section="audio").sample_rate, variant=variant,
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
         extractor=make_extractor(params["features"], models_dir=params.get("models", {}).get("dir")),
         separator=make_variant_separator(variant, params.get("separation")),

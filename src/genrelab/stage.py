@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -20,8 +21,18 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """Turn SIGTERM/SIGHUP into ``SystemExit``, so ``finally`` blocks and atomic writers clean up."""
+    signal.signal(signum, signal.SIG_DFL)  # a second signal kills at once
+    raise SystemExit(128 + signum)
+
+
 def run_stage(main, description: str, configure) -> None:
     """Parse arguments, load params, call ``main(args, params)``; config errors exit 2 cleanly.
+
+    ``SIGTERM`` and ``SIGHUP`` (how DVC and job schedulers stop a stage) raise ``SystemExit``
+    like Ctrl-C raises ``KeyboardInterrupt``, so the atomic writers of :mod:`genrelab.io`
+    remove their temporary files instead of leaving them in an output folder.
 
     Parameters
     ----------
@@ -32,6 +43,9 @@ def run_stage(main, description: str, configure) -> None:
     configure : callable
         ``configure(parser)`` adds the stage's path arguments.
     """
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:  # the default action would skip cleanup: temporaries would stay in outputs
+            signal.signal(sig, _exit_on_signal)
     logging.basicConfig(level=os.environ.get("GENRELAB_LOG", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     parser = stage_parser(description)

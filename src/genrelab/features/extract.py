@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from genrelab.config import ConfigError
+from genrelab.features.checks import require_finite
 from genrelab.features.extractors import settings_dict
 from genrelab.features.sets import write_feature_sets
 from genrelab.features.slicing import SliceSettings, slice_signal
@@ -186,13 +187,16 @@ def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
     Raises
     ------
     ValueError
-        If the signal is shorter than one slice.
+        If the signal is shorter than one slice;
+        :class:`~genrelab.features.checks.NonFiniteFeaturesError` (a ``ValueError``) if a
+        feature is NaN or inf.
     """
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 2:
         raise ValueError(f"y must have shape (n_channels, n), got {y.shape}")
     if hasattr(extractor, "embed_track"):  # pretrained embeddings: the model's patches are the slices
         vector, starts = extractor.embed_track(y, sr)
+        require_finite(vector)
         return TrackFeatures(vector=vector, frames=None, starts_s=starts)
     if batch_slices < 1:
         raise ValueError(f"batch_slices must be positive, got {batch_slices}")
@@ -206,6 +210,8 @@ def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
         if batch.frames is not None:
             fr = batch.frames.reshape(len(part), n_ch, *batch.frames.shape[1:])
             frames.append(fr[:, 0] if n_ch == 1 else fr)
-    return TrackFeatures(vector=np.concatenate(vectors).astype(np.float32),
-                         frames=np.concatenate(frames).astype(np.float32) if frames else None,
-                         starts_s=starts)
+    out = TrackFeatures(vector=np.concatenate(vectors).astype(np.float32),
+                        frames=np.concatenate(frames).astype(np.float32) if frames else None,
+                        starts_s=starts)
+    require_finite(out.vector, out.frames)  # a NaN never reaches a feature set or a model
+    return out

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from genrelab.io import load_audio, read_json, write_audio, write_json
+from genrelab.io import load_audio, read_json, remove_temporaries, write_audio, write_json
 from genrelab.separation.demucs import (
     DEMUCS_STEMS,
     DemucsLoadError,
@@ -251,6 +251,8 @@ def separate_tracks(
         raise SeparationParameterError(f"duplicate track ids: {dupes[:10]}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in remove_temporaries(out_dir):  # of a killed run: never part of the output
+        logger.info("removed %s, left by an interrupted run", leftover)
     fingerprint = _fingerprint(separator, sr=sr, mono=mono, subtype=subtype, stems=stems)
     batch_size = int(getattr(separator, "batch_size", 1) or 1)
     use_batch = batch_size > 1 and callable(getattr(separator, "separate_batch", None))
