@@ -197,13 +197,13 @@ def read_audio_info(path: str | os.PathLike) -> AudioInfo:
     if not path.is_file():
         raise AudioDecodeError(f"{path}: no such file")
     if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: empty file (0 bytes)")
+        raise AudioDecodeError(f"{path}: holds no audio (an empty file: 0 bytes)")
     try:
         info = sf.info(str(path))
         frames = int(info.frames) if info.frames and info.frames > 0 else None
         return AudioInfo(int(info.samplerate), int(info.channels), frames, str(info.format))
-    except Exception as exc:  # noqa: BLE001 - libsndfile does not know it: try audioread
-        first = exc
+    except Exception:  # noqa: BLE001 - libsndfile does not know it: try audioread
+        pass
     try:
         import audioread
 
@@ -211,7 +211,8 @@ def read_audio_info(path: str | os.PathLike) -> AudioInfo:
             frames = int(round(f.duration * f.samplerate)) if f.duration else None
             return AudioInfo(int(f.samplerate), int(f.channels), frames, type(f).__name__)
     except Exception as exc:  # noqa: BLE001
-        raise AudioDecodeError(f"{path}: cannot decode as audio ({type(first).__name__}: {first})") from exc
+        raise AudioDecodeError(f"{path}: cannot decode as audio (neither libsndfile nor audioread recognise "
+                               "its format)") from exc
 
 
 def check_header(info: AudioInfo, limits: AudioLimits = DEFAULT_LIMITS, *, path: str | os.PathLike = "",
