@@ -51,7 +51,7 @@ def run_stage(main, description: str, configure) -> None:
     parser = stage_parser(description)
     configure(parser)
     args = parser.parse_args()
-    from genrelab.download import DownloadError
+    from genrelab.download import DownloadError, ExtractError
 
     try:
         params: dict[str, Any] = load_params(args.params)
@@ -60,8 +60,8 @@ def run_stage(main, description: str, configure) -> None:
 
             configure(from_mapping(ComputeSettings, params["compute"], section="compute"))
         main(args, params)
-    except (ConfigError, FileNotFoundError, PermissionError, DownloadError) as exc:
-        # a bad setting or a missing input (weights, model graph, archive): its message says
+    except (ConfigError, FileNotFoundError, PermissionError, DownloadError, ExtractError) as exc:
+        # a bad setting or a missing or refused input (weights, model graph, archive): its message says
         # what is missing and how to fix it, so a traceback would only bury it
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -240,7 +240,7 @@ def _locate(source: str, archive: str, settings: FmaSettings, *, progress: bool)
         if src.is_dir():
             return src
         if archive_format(src) is None:
-            raise ValueError(f"FMA source {src} is a file but not a .zip archive")
+            raise ConfigError(f"dataset: FMA source {src} is a file but not a .zip archive")
         return extract(src, cache / src.name.removesuffix(archive_format(src)), progress=progress)
     sha1 = settings.sha1.get(archive) or None
     path = download(settings.urls(archive), cache / archive, sha1=sha1, progress=progress)

@@ -493,7 +493,7 @@ def locate_gtzan(settings: GtzanSettings | Mapping[str, Any], *, progress: bool 
             )
         if src.is_file():
             if archive_format(src) is None:
-                raise ValueError(f"GTZAN source {src} is a file but not a .tar.gz/.tgz/.tar/.zip archive")
+                raise ConfigError(f"dataset.source: {src} is a file but not a .tar.gz/.tgz/.tar/.zip archive")
             src = extract(src, cache / _archive_stem(src), progress=progress)
         return find_gtzan_audio(src)
     archive = download(list(s.urls), cache / GTZAN_ARCHIVE_NAME, md5=s.md5 or None, progress=progress)
