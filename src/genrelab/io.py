@@ -200,10 +200,14 @@ def read_audio_info(path: str | os.PathLike) -> AudioInfo:
         raise AudioDecodeError(f"{path}: holds no audio (an empty file: 0 bytes)")
     try:
         info = sf.info(str(path))
+    except Exception:  # noqa: BLE001 - libsndfile does not know it: try audioread
+        info = None
+    if info is not None and str(info.format).upper() == "RAW":  # a headerless .au/.snd: any bytes "decode"
+        raise AudioDecodeError(f"{path}: cannot decode as audio (no audio header: its bytes would be read as raw "
+                               "8 kHz mu-law noise)")
+    if info is not None:
         frames = int(info.frames) if info.frames and info.frames > 0 else None
         return AudioInfo(int(info.samplerate), int(info.channels), frames, str(info.format))
-    except Exception:  # noqa: BLE001 - libsndfile does not know it: try audioread
-        pass
     try:
         import audioread
 
