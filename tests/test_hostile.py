@@ -31,9 +31,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import yaml
+from test_predict import SR, build_tiny_bundle
 
 from genrelab.synth import SynthSettings, render_track
-from test_predict import SR, build_tiny_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -318,7 +318,7 @@ def test_5_every_path_of_a_folder_is_reported_on_one_line(tiny, odd_dir, capsys)
 
 
 def test_5_one_file_running_out_of_memory_does_not_stop_the_batch(tiny, odd_dir, monkeypatch):
-    import genrelab.predict as predict
+    from genrelab import predict
     from genrelab.models import load_bundle
 
     model, _ = tiny
@@ -336,7 +336,7 @@ def test_5_one_file_running_out_of_memory_does_not_stop_the_batch(tiny, odd_dir,
 
 
 def test_5_a_crash_has_its_own_exit_status_and_a_traceback(tiny, odd_dir, monkeypatch, capsys):
-    import genrelab.predict as predict
+    from genrelab import predict
 
     model, _ = tiny
 
@@ -395,8 +395,9 @@ def test_6_entry_count_and_total_size_limits(tmp_path):
 
 
 def test_6_download_size_cap(tmp_path):
-    from genrelab.download import DownloadError, download
     from httpserver import FixtureServer
+
+    from genrelab.download import DownloadError, download
 
     with FixtureServer({"/big.zip": bytes(2_000_000)}) as srv, pytest.raises(DownloadError, match="download limit"):
         download([srv.url("/big.zip")], tmp_path / "big.zip", progress=False, max_bytes=1_000_000)
@@ -424,7 +425,8 @@ def test_6_a_refused_archive_as_dataset_source_is_one_line(tmp_path):
                                                   "cache_dir": str(tmp_path / "cache")}}))
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py"), "--params", str(params),
                            "--out", str(tmp_path / "ds"), "--metrics", str(tmp_path / "m.json")],
-                          capture_output=True, text=True, env={**os.environ, "GENRELAB_LOG": "ERROR"}, timeout=120)
+                          capture_output=True, text=True, env={**os.environ, "GENRELAB_LOG": "ERROR"}, timeout=120,
+                          check=False)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert "Traceback" not in proc.stderr and len(errors) == 1 and "refusing entry" in errors[0], proc.stderr
@@ -508,7 +510,7 @@ def test_8_sample_rate_is_validated_before_any_work(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / "separate.py"), "--params", "params.yaml",
                            "--dataset", "nowhere", "--out", "sep", "--metrics", "m.json"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and "audio.sample_rate" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 

@@ -214,7 +214,7 @@ def read_audio_info(path: str | os.PathLike) -> AudioInfo:
         with audioread.audio_open(str(path)) as f:
             frames = int(round(f.duration * f.samplerate)) if f.duration else None
             return AudioInfo(int(f.samplerate), int(f.channels), frames, type(f).__name__)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # any failure of any backend means the same to the caller
         raise AudioDecodeError(f"{path}: cannot decode as audio (neither libsndfile nor audioread recognise "
                                "its format)") from exc
 

@@ -30,9 +30,9 @@ paths, or after ``--``); names with control characters are printed escaped, on o
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
-import errno
 import math
 import os
 import stat

@@ -155,9 +155,9 @@ def untrusted_reason(folder: str | Path, files: list[Path]) -> str | None:
         return f"it lies outside {data}, the train stage's output folder of the repository genrelab runs from"
     given = Path(os.path.abspath(folder))
     for part in [*reversed(given.parents), given]:
-        if part.is_symlink() and part.resolve().is_relative_to(data):
-            if not (part.parent.resolve() / part.name).is_relative_to(data):
-                return f"{part} is a symbolic link from outside {data} into it"
+        link_outside = part.is_symlink() and not (part.parent.resolve() / part.name).is_relative_to(data)
+        if link_outside and part.resolve().is_relative_to(data):
+            return f"{part} is a symbolic link from outside {data} into it"
     cache = (root / ".dvc" / "cache").resolve()
     for f in files:
         target = f.resolve()
