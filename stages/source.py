@@ -1,7 +1,8 @@
 """Stage source (always runs, reads no file): fingerprint the dataset's local source files.
 
 ``prepare`` depends on the fingerprint, so it re-runs when files under ``dataset.source`` change
-(names, sizes, modification times) and not otherwise.
+(names, sizes, modification times) and not otherwise. The stage has no deps or params in
+``dvc.yaml`` (it runs every time anyway; see the comment there).
 """
 from genrelab.datasets.source import source_fingerprint
 from genrelab.io import write_json
