@@ -298,7 +298,7 @@ def test_5_a_file_name_starting_with_a_dash_is_a_file(tiny, odd_dir, monkeypatch
     model, _ = tiny
     monkeypatch.chdir(odd_dir)
     assert predict_command(["-song.wav", "--model", str(model), "--trust", "--no-progress"]) == 0
-    assert capsys.readouterr().out.startswith("-song.wav ")
+    assert any(line.startswith("-song.wav ") for line in capsys.readouterr().out.splitlines())
     assert main(["predict", "--model", str(model), "--trust", "--no-progress", "--", "-song.wav"]) == 0
 
 
@@ -307,7 +307,7 @@ def test_5_every_path_of_a_folder_is_reported_on_one_line(tiny, odd_dir, capsys)
 
     model, _ = tiny
     code = predict_command([str(odd_dir), "--model", str(model), "--trust", "--no-progress"])
-    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith(str(odd_dir))]  # not the card
     by_name = {Path(line.split("  ")[0].strip()).name: line for line in lines}
     assert code == 1 and len(lines) == 8, lines  # 3 good, 5 reported; nothing dropped, nothing split
     assert "broken symbolic link" in by_name["broken.wav"]
