@@ -55,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("args", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
     module, func = COMMANDS[ns.command][0].split(":")
-    return int(getattr(importlib.import_module(module), func)(ns.args) or 0)
+    from genrelab.config import ConfigError
+
+    try:
+        return int(getattr(importlib.import_module(module), func)(ns.args) or 0)
+    except ConfigError as exc:  # a bad setting: its message names the key and the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

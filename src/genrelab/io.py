@@ -13,12 +13,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "AudioSettings",
     "AudioDecodeError",
     "atomic_path",
     "atomic_dir",
@@ -31,8 +33,32 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class AudioSettings:
+    """Settings of the ``audio`` section.
+
+    Attributes
+    ----------
+    sample_rate : int in [8000, 192000]
+        Every track is decoded, mixed down and resampled to this rate (Hz).
+    """
+
+    sample_rate: int = 22050
+
+    def __post_init__(self) -> None:
+        if not 8000 <= self.sample_rate <= 192000:
+            raise ValueError(f"sample_rate: must be between 8000 and 192000 Hz, got {self.sample_rate}")
+
+
 class AudioDecodeError(ValueError):
     """Raised when a file cannot be decoded as audio, is empty, or is silent-length."""
+
+
+def _umask() -> int:
+    """The process's file mode creation mask (read by setting it, then restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -60,6 +86,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; an output is as readable as any file
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -86,6 +113,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes 0700
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():

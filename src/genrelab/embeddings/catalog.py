@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "ModelsDirSettings",
     "BASE_URL",
     "EssentiaModelSpec",
     "MODELS",
@@ -73,6 +74,23 @@ KINDS: dict[str, str] = {
     "head": "embeddings -> class probabilities (classification head, TensorflowPredict2D)",
 }
 """What each ``EssentiaModelSpec.kind`` takes and returns."""
+
+
+@dataclass(frozen=True)
+class ModelsDirSettings:
+    """Settings of the ``models`` section.
+
+    Attributes
+    ----------
+    dir : str
+        Folder of pretrained model files (Essentia ``.pb`` graphs and their ``.json``).
+    """
+
+    dir: str = "models"
+
+    def __post_init__(self) -> None:
+        if not self.dir:
+            raise ValueError("dir: must name a folder (the default is models)")
 
 
 class UnknownModelError(KeyError):
@@ -474,7 +492,7 @@ def fetch(
         Mirrors overriding the published URLs: ``{"pb": url_or_urls, "json": url_or_urls}``
         (either key may be left out to keep the published URL).
     progress : bool
-        Show tqdm bars.
+        Show progress (bars on a terminal, log lines otherwise).
     force : bool
         Download again even if a verified file is present.
 
