@@ -110,8 +110,8 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
     Returns
     -------
     report : dict
-        Training seconds and the models' own numbers (numbers only; under ``fold=all`` the
-        first fold's).
+        Training set sizes and the models' own numbers (numbers only; under ``fold=all`` the
+        first fold's; timings go to the log).
     """
     settings = from_mapping(TrainStageSettings, params.get("train", {}), section="train")
     split = from_mapping(SplitSettings, params.get("split", {}), section="split")
@@ -137,7 +137,8 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
                 raise ConfigError(f"train: the train split{where} holds no slices")
             if fold in (None, 0):
                 first = sets
-                report.update({"n_train_slices": len(train.meta), "n_valid_slices": len(valid.meta)})
+                report.update({"n_train_tracks": int(train.meta["track_id"].nunique()),
+                               "n_train_slices": len(train.meta), "n_valid_slices": len(valid.meta)})
             for seed in settings.seeds:
                 model = build_model(params["model"], n_classes=len(labels), input_shape=_input_shape(kind, train),
                                     seed=int(seed), device=settings.device)
@@ -170,5 +171,6 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
             "card": _training_card(params, first, labels, pretrained),
             "novelty": novelty,
         })
-    report["train_seconds_per_seed"] = float(np.mean(seconds))
+    log.info("trained %s: %.1f s per seed (%d seed%s)", params["model"]["name"], float(np.mean(seconds)),
+             len(seconds), "" if len(seconds) == 1 else "s")   # a timing is no property of the experiment
     return report
