@@ -26,6 +26,7 @@ from genrelab.experiments.report import (
     Experiment,
     accuracy_vs_slice_png,
     distinct_configurations,
+    explain_dvc_error,
     markdown_table,
     parse_exp_show,
     queue_states,
@@ -349,6 +350,15 @@ def test_rows_without_predictions_or_other_tracks_are_ranked_but_not_paired():
     assert ranked["diff_low"].isna().all() and ranked["p_holm"].isna().all()
     md = markdown_table(ranked)
     assert "| Δ vs #1" not in md and "| p Holm" not in md      # no column of nothing but dashes
+
+
+def test_known_dvc_errors_are_explained():
+    assert "commit first" in explain_dvc_error("ERROR: unexpected error - Empty git repo\n\nHaving any troubles?")
+    said = ("ERROR: unexpected error - ConfigError raised while resolving interpolation: model.C: expected a number, "
+            "got 'abc'\n    full_key: conf_digest")
+    assert explain_dvc_error(said).startswith("model.C: expected a number, got 'abc' (conf/ did not compose")
+    assert "prefix it with +" in explain_dvc_error("Could not override 'model.foo'.")
+    assert explain_dvc_error("ERROR: something new") is None
 
 
 def test_empty_report_is_a_clear_error(tmp_path):

@@ -246,9 +246,11 @@ def audit_markdown(table: pd.DataFrame, overrides: Sequence[str] = ()) -> str:
 
 def audit_command(argv: list[str]) -> int:
     """``genrelab audit-leakage``: one configuration under leaky and honest splits, and the gap."""
+    from genrelab.cli import describe
+
     from genrelab.io import write_text
 
-    p = argparse.ArgumentParser(prog="genrelab audit-leakage", description=audit_command.__doc__)
+    p = argparse.ArgumentParser(prog="genrelab audit-leakage", description=describe(audit_command))
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="OVERRIDE",
                    help="the configuration under audit, e.g. -S features=mel -S model=rf (not the split)")
     p.add_argument("--out-dir", default="reports", help="folder of leakage_audit.md and leakage_audit.csv")

@@ -381,8 +381,10 @@ def format_result(result: McNemarResult, names: tuple[str, str], *, level: str =
 
 
 def compare_command(argv: list[str]) -> int:
-    """``genrelab compare A B``: accuracy difference of two experiments and McNemar's p-value."""
-    p = argparse.ArgumentParser(prog="genrelab compare", description=compare_command.__doc__)
+    """``genrelab compare A B``: accuracy difference of two experiments, its paired 95% interval, McNemar's p-value."""
+    from genrelab.cli import describe
+
+    p = argparse.ArgumentParser(prog="genrelab compare", description=describe(compare_command))
     p.add_argument("a", help="experiment name, git revision, or 'workspace'")
     p.add_argument("b", help="experiment name, git revision, or 'workspace'")
     p.add_argument("--level", choices=sorted(LEVELS), default="mean",

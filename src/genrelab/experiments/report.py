@@ -56,6 +56,8 @@ from genrelab.config import ConfigError
 
 __all__ = [
     "DvcError",
+    "DVC_FIXES",
+    "explain_dvc_error",
     "Experiment",
     "Skipped",
     "dvc",
@@ -99,7 +101,42 @@ PENDING = ("Queued", "Running")              # states of `dvc queue status` that
 
 
 class DvcError(RuntimeError):
-    """A DVC command failed; the message holds the command and its output."""
+    """A DVC command failed; the message holds the command, what to do where that is known, and DVC's output."""
+
+
+DVC_FIXES: dict[str, str] = {
+    "Empty git repo": "this git repository has no commit yet, and DVC experiments start from one: commit first "
+                      "(git add -A && git commit -m 'first commit'), then run it again",
+    "not inside of a DVC repository": "this is not a DVC repository: run it from the repository root (the folder "
+                                      "with dvc.yaml), or pass --repo",
+    "not inside of a Git repository": "DVC experiments need a git repository: git init, then commit the files",
+    "is not a git repository": "DVC experiments need a git repository: git init, then commit the files",
+    "Could not override": "a -S key that conf/ does not have: check its spelling (genrelab params --out - lists "
+                          "every key), or prefix it with + to add a new one",
+    "Could not find": "no such config option in conf/: the message lists the available ones",
+    "Unable to acquire lock": "another DVC command is running in this repository (a queue worker?); wait for it, "
+                              "or see `dvc queue status`",
+    "failed to reproduce": "a stage failed: its own error is above",
+}
+"""A known piece of DVC's (or Hydra's) error output -> what to do about it."""
+
+_RESOLVER_ERROR = re.compile(r"\w+ raised while resolving interpolation: (.+?)(?:\n|$)")
+
+
+def explain_dvc_error(output: str) -> str | None:
+    """The fix for a failed DVC command's output, where it is known.
+
+    A setting that fails the check made while ``conf/`` is composed
+    (``${genrelab_check:}``) is reported by DVC as an unexpected error; its own message,
+    which names the key, is returned instead.
+    """
+    found = _RESOLVER_ERROR.search(output)
+    if found:
+        return f"{found.group(1).strip()} (conf/ did not compose, so nothing was run or queued)"
+    for needle, fix in DVC_FIXES.items():
+        if needle in output:
+            return fix
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -140,8 +177,10 @@ def dvc(args: Sequence[str], *, repo: str | os.PathLike = ".", check: bool = Tru
         err.seek(0)
         proc = subprocess.CompletedProcess(cmd, done.returncode, out.read(), err.read())
     if check and proc.returncode != 0:
-        raise DvcError(f"`dvc {' '.join(map(str, args))}` failed (exit {proc.returncode}) in {repo}:\n"
-                       f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip())
+        said = f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip()
+        fix = explain_dvc_error(said)
+        raise DvcError(f"`dvc {' '.join(map(str, args))}` failed (exit {proc.returncode}) in {repo}"
+                       + (f": {fix}\nDVC said:\n{said}" if fix else f":\n{said}"))
     return proc
 
 
@@ -1448,7 +1487,9 @@ def wait_for(names: Iterable[str], *, repo: str | os.PathLike = ".", poll_s: flo
 
 def report_command(argv: list[str]) -> int:
     """``genrelab report``: which experiment is best, and by how much: a ranked table (Markdown, CSV) and plots."""
-    p = argparse.ArgumentParser(prog="genrelab report", description=report_command.__doc__)
+    from genrelab.cli import describe
+
+    p = argparse.ArgumentParser(prog="genrelab report", description=describe(report_command))
     p.add_argument("--out-dir", default="reports", help="folder of results.md, results.csv and the PNGs")
     p.add_argument("--all-commits", action="store_true", help="experiments of every commit, not only HEAD's")
     p.add_argument("--recipe", help="only experiments composed with this recipe")
@@ -1478,7 +1519,9 @@ def report_command(argv: list[str]) -> int:
 
 def sweep_command(argv: list[str]) -> int:
     """``genrelab sweep RECIPE``: queue a recipe's grid of DVC experiments (and run it with --run)."""
-    p = argparse.ArgumentParser(prog="genrelab sweep", description=sweep_command.__doc__)
+    from genrelab.cli import describe
+
+    p = argparse.ArgumentParser(prog="genrelab sweep", description=describe(sweep_command))
     p.add_argument("recipe", nargs="?", help="recipe name (conf/experiment/<name>.yaml); omit to list them")
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="OVERRIDE",
                    help="extra Hydra override; replaces a recipe axis of the same key (e.g. -S dataset=gtzan)")
