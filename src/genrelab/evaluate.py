@@ -283,13 +283,13 @@ def per_genre_table(metrics: dict, tracks: pd.DataFrame) -> pd.DataFrame:
 
 
 def confusion_title(meta: dict, metrics: dict, *, split: str = "test") -> str:
-    """``svm · mfcc · normal: 78.3% of 60 test tracks`` (``LEAKY split`` added where it was)."""
+    """``svm · mfcc · normal`` over ``track accuracy 78.3% of 60 test tracks`` (``LEAKY split`` where it was)."""
     m = metrics.get("leaky", metrics)
     params = meta.get("params") or {}
     parts = [str(meta.get("model", "?")), str((params.get("features") or {}).get("name", "?")),
              str((params.get("variant") or {}).get("name", "?"))]
     leaky = " - LEAKY split" if "leaky" in metrics else ""
-    return (f"{' · '.join(parts)}: track accuracy {100 * m['track_mean']['accuracy']:.1f}% "
+    return (f"{' · '.join(parts)}\ntrack accuracy {100 * m['track_mean']['accuracy']:.1f}% "
             f"of {m['n_tracks']} {split} tracks{leaky}")
 
 
@@ -311,7 +311,7 @@ def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndar
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     thresh = cm.max() / 2 if cm.size else 0
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -321,7 +321,7 @@ def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndar
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")   # a long title widens the image, not cut
     plt.close(fig)
 
 
