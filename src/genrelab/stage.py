@@ -2,8 +2,9 @@
 
 Before a stage does any work, :func:`run_stage` validates every section of ``params.yaml``
 (:func:`genrelab.config.validate_params`, about a second) and checks that ``params.yaml`` was
-composed from the ``conf/`` on disk (:func:`genrelab.config.check_params_current`), so a bad
-value or a stale ``params.yaml`` fails at once with one line that names the key and the fix.
+composed from the ``conf/`` on disk (:func:`genrelab.config.check_params_current`; not under
+``dvc exp run``, which has just composed it), so a bad value or a stale ``params.yaml`` fails at
+once with one line that names the key and the fix.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def run_stage(main, description: str, configure) -> None:
     try:
         params: dict[str, Any] = load_params(args.params)
         settings = validate_params(params)
-        check_params_current(params, config_dir=args.conf, params_path=args.params)
+        if not os.environ.get("DVC_EXP_NAME"):
+            # under `dvc exp run` params.yaml was composed from conf/ when the experiment was
+            # queued; a queued run's clone may lack untracked conf/ files, so comparing would mislead
+            check_params_current(params, config_dir=args.conf, params_path=args.params)
         if "compute" in settings:  # where per-track maps run (never what they compute)
             from genrelab.compute import configure
 
