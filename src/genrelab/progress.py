@@ -107,8 +107,8 @@ class LogProgress:
         if self.disable:
             return
         now = time.monotonic()
-        if now - self._t0 < QUIET_S:
-            return
+        if now - self._t0 < QUIET_S or (self.total and self.n >= self.total):
+            return   # a short loop, or the end: the closing line says it
         stepped = bool(self.total) and self.n / self.total >= self._next and now - self._last >= MIN_INTERVAL_S
         if stepped or now - self._last >= MAX_INTERVAL_S:
             elapsed = now - self._t0
