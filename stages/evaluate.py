@@ -1,6 +1,12 @@
 """Stage evaluate: slice- and track-level metrics on the test split, predictions, confusion plots."""
 from genrelab.config import from_mapping
-from genrelab.evaluate import EvaluateSettings, confusion_png, confusion_title, evaluate_bundle, per_genre_table
+from genrelab.evaluate import (
+    EvaluateSettings,
+    confusion_png,
+    confusion_title,
+    evaluate_bundle,
+    per_genre_table,
+)
 from genrelab.io import write_text
 from genrelab.metrics import write_metrics
 from genrelab.models import load_bundle

@@ -3,8 +3,8 @@ from pathlib import Path
 
 from genrelab.datasets import read_index
 from genrelab.metrics import write_metrics
-from genrelab.stage import run_stage
 from genrelab.separation import separate_dataset
+from genrelab.stage import run_stage
 
 
 def configure(p):

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-import genrelab.progress as progress
+from genrelab import progress
 from genrelab.progress import LogProgress, progress_bar
 
 

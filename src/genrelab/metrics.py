@@ -32,11 +32,12 @@ can never be read as an honest score.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["LAYOUTS", "DIGITS", "headline", "write_metrics"]
+__all__ = ["DIGITS", "LAYOUTS", "headline", "write_metrics"]
 
 DIGITS = 3
 """Decimals of the headline fractions (0.1 percentage point; a test set of 1000 tracks resolves 0.1)."""
@@ -81,7 +82,7 @@ def _number(value: Any, digits: int) -> int | float | None:
         x = float(value)
     except (TypeError, ValueError):
         return None
-    return round(x, digits) if x == x else None   # NaN is no metric
+    return round(x, digits) if math.isfinite(x) else None   # NaN is no metric
 
 
 def headline(full: Mapping[str, Any], layout: str | Mapping[str, Sequence[str]], *,

@@ -15,9 +15,9 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
-__all__ = ["progress_bar", "write_line", "LogProgress", "on_terminal"]
+__all__ = ["LogProgress", "on_terminal", "progress_bar", "write_line"]
 
 log = logging.getLogger("genrelab.progress")
 
@@ -82,10 +82,10 @@ class LogProgress:
         finally:
             self.close()
 
-    def __enter__(self) -> LogProgress:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __len__(self) -> int:
