@@ -14,7 +14,8 @@ from genrelab.models import MODELS, build_model
 CONF = Path(__file__).resolve().parents[1] / "conf"
 # table datasets need an existing file as their source (any file passes the settings check)
 TABLE_SOURCES = {"gtzan_kaggle_table": [f"dataset.source={__file__}"],
-                 "fma_table": [f"dataset.source={__file__}", f"dataset.tracks_csv={__file__}"]}
+                 "fma_table": [f"dataset.source={__file__}", f"dataset.tracks_csv={__file__}"],
+                 "embeddings": [f"dataset.source={__file__}"]}
 
 
 def _options(group):
@@ -24,6 +25,12 @@ def _options(group):
 def test_committed_params_yaml_is_the_default_composition(repo_root):
     assert (repo_root / "params.yaml").read_text() == compose_yaml(config_dir=CONF), \
         "params.yaml is stale: run `genrelab params` and commit it"
+
+
+def test_every_dataset_has_a_settings_class_for_the_up_front_check():
+    from genrelab.datasets import DATASET_SETTINGS, DATASETS
+
+    assert set(DATASET_SETTINGS) == set(DATASETS)
 
 
 def test_every_model_option_is_registered():

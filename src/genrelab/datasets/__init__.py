@@ -39,6 +39,7 @@ DATASET_SETTINGS: dict[str, str] = {
     "fma_small": "genrelab.datasets.fma:FmaSettings",
     "fma_medium": "genrelab.datasets.fma:FmaSettings",
     "table": "genrelab.datasets.table:TableSettings",
+    "embeddings": "genrelab.datasets.embeddings:EmbeddingsSettings",
 }
 """Dataset name -> ``"module:Class"`` of its settings (the ``dataset`` section minus ``name``)."""
 
