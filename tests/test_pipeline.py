@@ -282,7 +282,6 @@ def test_repro_after_editing_conf_says_to_run_genrelab_params(tiny_repo):
         assert "params.yaml is older than conf/" in proc.stderr and "genrelab params" in proc.stderr
     finally:
         path.write_text(original)
-    _dvc(tiny_repo, "repro")
 
 
 def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
