@@ -608,9 +608,9 @@ def models_command(argv: Sequence[str] | None = None) -> int:
     status : int
         0 on success, 2 on a usage error or a known failure (message on stderr).
     """
-    from genrelab.cli import describe
-
-    parser = argparse.ArgumentParser(prog="genrelab models", description=describe(models_command))
+    # a literal, not genrelab.cli.describe: this module is pipeline code (features, train), the CLI is not
+    parser = argparse.ArgumentParser(prog="genrelab models",
+                                     description="List the known Essentia models or download one.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="show the registered models")
     p_list.add_argument("--kind", choices=sorted(KINDS), help="only models of this kind")

@@ -34,6 +34,7 @@ from genrelab.config import ConfigError, compose
 from genrelab.experiments.report import (
     DvcError,
     Experiment,
+    attach_details,
     collect_experiments,
     dvc,
     queue_experiments,
@@ -162,7 +163,8 @@ def run_audit(overrides: Sequence[str] = (), *, repo: str | os.PathLike = ".", c
     missing = [names[s] for s in plan if names[s] not in have]
     if missing:
         raise DvcError(f"audit experiment(s) {missing} finished but `dvc exp show` does not list them with metrics")
-    return {s: have[names[s]] for s in plan}
+    found = attach_details([have[names[s]] for s in plan], repo=repo)   # the split's counts, for its label
+    return dict(zip(plan, found))
 
 
 def audit_table(experiments: dict[str, Experiment]) -> pd.DataFrame:

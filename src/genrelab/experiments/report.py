@@ -95,6 +95,7 @@ PREDICTIONS_FILE = "plots/predictions.csv"
 TRAIN_FILE = "metrics/train.json"
 DATASET_FILE = "metrics/dataset.json"
 SPLIT_FILE = "metrics/split.json"
+SPLIT_DETAILS_FILE = "metrics/details/split.json"   # what split was made (not a DVC metric)
 PARAMS_FILE = "params.yaml"
 RECIPE_DIR = "experiment"                   # config group of the recipes, under conf/
 PENDING = ("Queued", "Running")              # states of `dvc queue status` that are not final
@@ -539,7 +540,8 @@ COLUMNS: dict[str, Callable[[Experiment], Any]] = {
     "kind": lambda e: e.kind,
     "recipe": lambda e: str(e.params.get("recipe") or ""),
     "dataset": lambda e: dataset_label(e.params),
-    "split": lambda e: split_label(e.params, leaky=e.leaky, counts=e.metrics.get(SPLIT_FILE)),
+    "split": lambda e: split_label(e.params, leaky=e.leaky,
+                                   counts=e.metrics.get(SPLIT_DETAILS_FILE) or e.metrics.get(SPLIT_FILE)),
     "leaky": lambda e: e.leaky,
     "variant": lambda e: str(_get(e.params, "variant.name", "?")),
     "features": lambda e: features_label(e.params),
@@ -1207,11 +1209,16 @@ def write_report(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, P
     return paths
 
 
-def attach_details(experiments: Sequence[Experiment], *, repo: str | os.PathLike = ".") -> list[Experiment]:
-    """The experiments with ``metrics/details/eval.json`` of their revision added to their metrics.
+DETAILS_FILES = (EVAL_DETAILS_FILE, SPLIT_DETAILS_FILE)
+"""Details the report reads beside the headline metrics: evaluate's (per-seed statistics,
+per-genre scores) and the split's (the counts its label gives)."""
 
-    The details (per-seed statistics, per-genre scores) are tracked by git but are no DVC
-    metric, so ``dvc exp show`` does not list them; they are read with ``git show``.
+
+def attach_details(experiments: Sequence[Experiment], *, repo: str | os.PathLike = ".") -> list[Experiment]:
+    """The experiments with the :data:`DETAILS_FILES` of their revision added to their metrics.
+
+    The details are tracked by git but are no DVC metric, so ``dvc exp show`` does not list
+    them; they are read with ``git show`` (from disk for the workspace).
     """
     import dataclasses
 
@@ -1219,12 +1226,13 @@ def attach_details(experiments: Sequence[Experiment], *, repo: str | os.PathLike
 
     out = []
     for e in experiments:
-        try:
-            details = json.loads(read_at_rev(EVAL_DETAILS_FILE, e.rev, repo=repo))
-        except (CompareError, json.JSONDecodeError):
-            out.append(e)       # an experiment from before the details file existed
-            continue
-        out.append(dataclasses.replace(e, metrics={**e.metrics, EVAL_DETAILS_FILE: details}))
+        found = {}
+        for path in DETAILS_FILES:
+            try:
+                found[path] = json.loads(read_at_rev(path, e.rev, repo=repo))
+            except (CompareError, json.JSONDecodeError):
+                continue        # an experiment from before the details files existed
+        out.append(dataclasses.replace(e, metrics={**e.metrics, **found}) if found else e)
     return out
 
 
