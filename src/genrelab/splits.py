@@ -9,7 +9,7 @@ Grouping is decided per track: a track with a known artist belongs to its artist
 Fire" and "Earth Wind and Fire" are one group); a track without one is a group of its own.
 The split table says, for every track, its ``group`` and the ``group_unit`` (``artist`` or
 ``track``) actually used, and :func:`make_split` fails if a group of a split it made lands in
-two splits. :func:`split_summary` counts them (``metrics/split.json``), and reports label the
+two splits. :func:`split_summary` counts them (``metrics/details/split.json``), and reports label the
 split from these counts, e.g. "grouped by artist (919 tracks), by track (81)".
 
 Methods (``split.method``):
@@ -334,7 +334,7 @@ def make_split(index: pd.DataFrame, settings: SplitSettings, *, seed: int) -> pd
 
 
 def split_summary(table: pd.DataFrame, settings: SplitSettings | None = None) -> dict[str, int]:
-    """The numbers a report needs to say what split was made (``metrics/split.json``).
+    """The numbers a report needs to say what split was made (``metrics/details/split.json``).
 
     Parameters
     ----------

@@ -436,7 +436,7 @@ OFFICIAL_SPLITS: dict[str, Callable[[Mapping], str | None]] = {
 def _grouped_label(s: Mapping, counts: Mapping | None) -> str:
     """``grouped by artist (919 tracks), by track (81)`` from the split stage's counts.
 
-    Without them (experiments from before the split stage wrote ``metrics/split.json``) only
+    Without them (experiments from before the split stage wrote ``metrics/details/split.json``) only
     what the settings asked for is known, and the label says so.
     """
     if not counts or "n_tracks_grouped_by_artist" not in counts:
@@ -475,7 +475,7 @@ SPLIT_LABELS: dict[str, Callable[[Mapping, Mapping, Mapping | None], str]] = {
     "auto": _auto_label,
 }
 """``split.method`` -> label of the split actually made, from the params and the split stage's
-counts (``metrics/split.json``): ``auto`` resolved as the split stage resolved it."""
+counts (``metrics/details/split.json``): ``auto`` resolved as the split stage resolved it."""
 
 FEATURE_LABELS: dict[str, Callable[[Mapping], str]] = {
     "mfcc": lambda f: f"mfcc({f.get('n_mfcc')}{'+d' if f.get('deltas') else ''})",
@@ -501,7 +501,7 @@ def split_label(params: Mapping, *, leaky: bool = False, counts: Mapping | None 
     leaky : bool
         Its metrics are nested under ``leaky``.
     counts : mapping, optional
-        The split stage's ``metrics/split.json`` (tracks grouped by artist and by track ...).
+        The split stage's ``metrics/details/split.json`` (tracks grouped by artist and by track ...).
     """
     s = params.get("split") or {}
     method = str(s.get("method", "?"))
