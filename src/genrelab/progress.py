@@ -68,6 +68,7 @@ class LogProgress:
         self.total, self.desc, self.unit, self.leave = total, desc, unit, leave
         self.unit_scale, self.disable = unit_scale, disable
         self.n: float = initial
+        self.postfix: dict[str, Any] = {}
         self._t0 = self._last = time.monotonic()
         self._next = STEP
         self._closed = False
@@ -97,9 +98,10 @@ class LogProgress:
             return f"{self.desc}: {done} of {_fmt_count(self.total, self.unit, True)}" if self.total else \
                 f"{self.desc}: {done}"
         unit = self.unit if self.unit.endswith("s") or (self.total or self.n) == 1 else f"{self.unit}s"
+        extra = "".join(f", {v} {k}" for k, v in self.postfix.items())   # e.g. ", 2 failed"
         if self.total:
-            return f"{self.desc}: {int(self.n)}/{int(self.total)} {unit} ({100 * self.n / self.total:.0f}%)"
-        return f"{self.desc}: {int(self.n)} {unit}"
+            return f"{self.desc}: {int(self.n)}/{int(self.total)} {unit} ({100 * self.n / self.total:.0f}%){extra}"
+        return f"{self.desc}: {int(self.n)} {unit}{extra}"
 
     def update(self, n: float = 1) -> None:
         """Count ``n`` more units done; log a line when another step is reached."""
@@ -120,8 +122,9 @@ class LogProgress:
             if self.total:
                 self._next = (int(self.n / self.total / STEP) + 1) * STEP
 
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        """Ignored (a bar's live detail has no place in a log)."""
+    def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kwargs: Any) -> None:
+        """Numbers shown after the count (``failed=2`` -> ``, 2 failed``), as tqdm's postfix."""
+        self.postfix = {**(ordered_dict or {}), **kwargs}
 
     def set_description(self, desc: str, refresh: bool = True) -> None:
         self.desc = desc

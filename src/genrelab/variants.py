@@ -127,6 +127,10 @@ class HPSSSettings:
         _check_device("separation.hpss.device", self.device)
 
 
+DEMUCS_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+"""``separation.demucs.precision`` choices (as :class:`genrelab.separation.DemucsSeparator` takes them)."""
+
+
 @dataclass(frozen=True)
 class DemucsSettings:
     """Settings of ``separation.demucs`` (see :class:`genrelab.separation.DemucsSeparator`).
@@ -142,7 +146,10 @@ class DemucsSettings:
     shifts : int >= 0
     overlap : float in [0, 1)
     device : {'auto', 'cpu', 'cuda', 'cuda:N'}
-    batch_size : int >= 1
+    precision : {'auto', 'fp32', 'fp16', 'bf16'}
+        The network's float type (``auto``: fp16 on CUDA, fp32 on the CPU).
+    batch_size : int >= 1 or 'auto'
+        Clips per forward pass (``auto``: from free GPU memory, 1 on the CPU).
     download : bool
         Let demucs fetch missing weights.
     progress : bool
@@ -155,7 +162,8 @@ class DemucsSettings:
     shifts: int = 0
     overlap: float = 0.25
     device: str = "auto"
-    batch_size: int = 1
+    precision: str = "auto"
+    batch_size: int | str = "auto"
     download: bool = False
     progress: bool = False
 
@@ -169,8 +177,11 @@ class DemucsSettings:
             raise ConfigError(f"separation.demucs.shifts: must be >= 0, got {self.shifts}")
         if not 0 <= self.overlap < 1:
             raise ConfigError(f"separation.demucs.overlap: must be in [0, 1), got {self.overlap}")
-        if self.batch_size < 1:
-            raise ConfigError(f"separation.demucs.batch_size: must be >= 1, got {self.batch_size}")
+        if not (self.batch_size == "auto" or (isinstance(self.batch_size, int) and self.batch_size >= 1)):
+            raise ConfigError(f"separation.demucs.batch_size: must be an integer >= 1 or auto, got {self.batch_size!r}")
+        if self.precision not in DEMUCS_PRECISIONS:
+            raise ConfigError(f"separation.demucs.precision: unknown choice {self.precision!r}; valid choices: "
+                              f"{', '.join(DEMUCS_PRECISIONS)}")
         _check_device("separation.demucs.device", self.device)
 
 
