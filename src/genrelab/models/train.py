@@ -149,7 +149,11 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
                 model.save(tmp / path)
                 members.append({"path": path, "fold": fold, "seed": int(seed)})
                 for key, value in getattr(model, "report", {}).items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        continue
+                    if key.endswith("_seconds"):   # a timing: the log's, not a property of the experiment
+                        log.info("%s (seed %s): %s = %.2f", params["model"]["name"], seed, key, value)
+                    else:
                         report.setdefault(key, float(value))
                 pretrained = getattr(model, "pretrained", None)
         # the out-of-distribution detector and the card describe the (first fold's) training data
