@@ -6,7 +6,8 @@ import pandas as pd
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
 from genrelab.features import SliceSettings, extract_dataset, make_extractor
-from genrelab.io import AudioSettings, write_json
+from genrelab.io import AudioSettings
+from genrelab.metrics import write_metrics
 from genrelab.splits import SplitSettings
 from genrelab.stage import run_stage
 from genrelab.variants import VariantSettings
@@ -17,7 +18,8 @@ def configure(p):
     p.add_argument("--split", required=True, help="split table of the split stage")
     p.add_argument("--separated", required=True, help="output of the separate stage")
     p.add_argument("--out", required=True, help="feature folder")
-    p.add_argument("--metrics", required=True, help="feature counts (JSON)")
+    p.add_argument("--metrics", required=True, help="headline metrics (JSON): tracks with features")
+    p.add_argument("--details", required=True, help="track and slice counts per split (JSON)")
 
 
 def main(args, params):
@@ -31,7 +33,7 @@ def main(args, params):
         separation=params["separation"],
         leaky_fractions=from_mapping(SplitSettings, params["split"], section="split").fractions,
         seed=int(params["seed"]))
-    write_json(args.metrics, summary)
+    write_metrics(args.metrics, args.details, summary, "features")
 
 
 if __name__ == "__main__":

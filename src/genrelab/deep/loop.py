@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from genrelab.progress import progress_bar
 
 from genrelab.devices import resolve_device
 
@@ -326,7 +326,7 @@ def predict_proba(
     device : {'auto', 'cpu', 'cuda', ...}
         Where to run; ``'auto'`` uses CUDA when present.
     progress : bool
-        Show a tqdm bar over batches.
+        Show progress (a bar on a terminal, log lines otherwise) over batches.
 
     Returns
     -------
@@ -341,7 +341,7 @@ def predict_proba(
     out: list[np.ndarray] = []
     starts = range(0, len(data), int(batch_size))
     with torch.inference_mode():
-        for start in tqdm(starts, desc="predict", unit="batch", disable=not progress, leave=False):
+        for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress, leave=False):
             x, _ = data[slice(start, start + int(batch_size))]
             logits = model(x.to(device)).double()
             out.append(torch.softmax(logits, dim=1).cpu().numpy())
@@ -392,7 +392,7 @@ def fit(
         (e.g. :class:`~genrelab.deep.augment.Augmenter`); ``g`` is a ``torch.Generator`` on
         the device, seeded from ``seed``.
     progress : bool
-        Show a tqdm bar over epochs.
+        Show progress (a bar on a terminal, log lines otherwise) over epochs.
 
     Returns
     -------
@@ -439,7 +439,7 @@ def fit(
 
     with torch.random.fork_rng(devices=_fork_devices(device)):
         torch.manual_seed(seed_torch)
-        epochs = tqdm(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
+        epochs = progress_bar(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
         for epoch in epochs:
             t_epoch = time.perf_counter()
             model.train()

@@ -67,7 +67,7 @@ def extract_dataset(
     summary : dict
         Counts of tracks and slices per split, and of skipped tracks (numbers only).
     """
-    from tqdm.auto import tqdm
+    from genrelab.progress import progress_bar
 
     from genrelab.splits import assign_slices
     from genrelab.variants import load_variant
@@ -86,7 +86,7 @@ def extract_dataset(
         extractor.load()  # a missing model file is a setup error, not a per-track one
     tracks = index.set_index("track_id").loc[split_table["track_id"]].reset_index()
     vectors, frames, metas, skipped = [], [], [], []
-    for _, track in tqdm(tracks.iterrows(), total=len(tracks), desc="features", unit="track", disable=not progress):
+    for _, track in progress_bar(tracks.iterrows(), total=len(tracks), desc="features", unit="track", disable=not progress):
         try:
             y = load_variant(track, variant, dataset_dir=dataset_dir, separated_dir=separated_dir, sr=sample_rate,
                              separation=separation)

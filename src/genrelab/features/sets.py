@@ -162,7 +162,8 @@ def write_feature_sets(out_dir: Path, X: np.ndarray, S: np.ndarray | None, meta:
     from genrelab.io import atomic_dir, save_npy, write_json, write_text
     from genrelab.splits import SPLITS
 
-    summary: dict[str, Any] = {"n_tracks_skipped": len(skipped), "n_features": int(X.shape[1])}
+    summary: dict[str, Any] = {"n_tracks": int(meta["track_id"].nunique()), "n_slices": int(len(meta)),
+                               "n_tracks_skipped": len(skipped), "n_features": int(X.shape[1])}
     with atomic_dir(out_dir) as tmp:
         for split in SPLITS:
             mask = (meta["split"] == split).to_numpy()

@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from genrelab.progress import progress_bar
 
 from genrelab.io import load_audio, read_json, remove_temporaries, write_audio, write_json
 from genrelab.separation.demucs import (
@@ -212,7 +212,7 @@ def separate_tracks(
     sr : int > 0
         Rate in Hz at which audio is decoded, separated and written.
     progress : bool
-        Show a tqdm bar over tracks.
+        Show progress (a bar on a terminal, log lines otherwise) over tracks.
     stems : sequence of str, optional
         Stems to write (a subset of ``separator.stems``); default: all of them.
     mono : bool
@@ -301,7 +301,7 @@ def separate_tracks(
                 continue
             record(track_id, "computed")
 
-    bar = tqdm(total=len(track_list), desc="separating", unit="track", disable=not progress)
+    bar = progress_bar(total=len(track_list), desc="separating", unit="track", disable=not progress)
     try:
         pending: list[tuple[str, Path]] = []
         for track_id, path in track_list:

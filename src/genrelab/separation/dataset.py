@@ -39,8 +39,13 @@ def separate_dataset(index: pd.DataFrame, *, separator: str, settings: dict, dat
 
     separated_dir = Path(separated_dir)
     separated_dir.mkdir(parents=True, exist_ok=True)
-    if separator in ("none", "oracle"):
-        return {"n_computed": 0, "n_skipped": 0, "n_failed": 0}
+    readme = separated_dir / "README.txt"
+    if not readme.is_file():  # never empty: DVC warns about an empty output folder on every run
+        from genrelab.io import write_text
+
+        write_text(readme, SEPARATED_README)
+    if separator in ("none", "oracle"):  # the mix, or the dataset's own stems: nothing to compute
+        return {"n_tracks": int(len(index)), "n_computed": 0, "n_skipped": 0, "n_failed": 0}
     from genrelab.separation import make_separator, separate_tracks
 
     out = separated_dir / separation_key(separator, settings)
@@ -48,7 +53,8 @@ def separate_dataset(index: pd.DataFrame, *, separator: str, settings: dict, dat
     tracks = [(str(t), resolve_path(dataset_dir, p)) for t, p in zip(index["track_id"], index["path"])]
     table = separate_tracks(tracks, out, sep, sr=sample_rate, progress=progress)
     per_track = table.groupby("track_id")["status"].first()
-    summary: dict = {"n_computed": int((per_track == "computed").sum()),
+    summary: dict = {"n_tracks": int(per_track.isin(["computed", "skipped"]).sum()),
+                     "n_computed": int((per_track == "computed").sum()),
                      "n_skipped": int((per_track == "skipped").sum()),
                      "n_failed": int(per_track.str.startswith("failed").sum())}
     if (Path(dataset_dir) / "stems").is_dir():
@@ -56,6 +62,11 @@ def separate_dataset(index: pd.DataFrame, *, separator: str, settings: dict, dat
                                                 stems_dir=out, sample_rate=sample_rate, progress=progress)
     return summary
 
+
+SEPARATED_README = """Stems of the separate stage: <separator>-<settings digest>/<track_id>/<stem>.flac.
+Computed once per track and settings and kept between runs (a persistent DVC output); the
+'normal' and 'oracle_*' variants need none.
+"""
 
 SEPARATED_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
     "hpss": {"harmonic": ("harmonic",), "percussive": ("percussive",)},
@@ -81,7 +92,7 @@ def separation_quality(index: pd.DataFrame, *, separator: str, dataset_dir: Path
         ``{part: {"sdr_db_mean", "sdr_db_median", "si_sdr_db_mean", "si_sdr_db_median"}}`` and
         ``n_tracks``; numbers only.
     """
-    from tqdm.auto import tqdm
+    from genrelab.progress import progress_bar
 
     from genrelab.separation.quality import sdr, si_sdr
 
@@ -91,7 +102,7 @@ def separation_quality(index: pd.DataFrame, *, separator: str, dataset_dir: Path
         return np.sum([p[:n] for p in parts], axis=0)
 
     scores: dict[str, dict[str, list[float]]] = {p: {"sdr": [], "si_sdr": []} for p in TRUE_PARTS}
-    for track_id in tqdm(index["track_id"].astype(str), desc="separation quality", disable=not progress):
+    for track_id in progress_bar(index["track_id"].astype(str), desc="separation quality", disable=not progress):
         truth_dir, est_dir = Path(dataset_dir) / "stems" / track_id, Path(stems_dir) / track_id
         if not (est_dir / "done.json").is_file() or not truth_dir.is_dir():
             continue
