@@ -192,26 +192,30 @@ def _thread_pool(n_threads: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _median_columns_cpu(x: np.ndarray, k: int) -> np.ndarray:
-    """Median filter down axis 0 of a C-contiguous (n, cols) array on the CPU.
+def _median_columns_many(pairs: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> None:
+    """Median filter down axis 0 of each C-contiguous ``(n, cols)`` array ``x`` into ``out``.
 
-    The compiled kernel releases the GIL, so blocks of columns run in parallel on
-    :func:`cpu_threads` Python threads (numba's own OpenMP pool is avoided: alternating it with
-    torch's OpenMP regions made both spin against each other on small machines).
+    The compiled kernel releases the GIL, so blocks of columns (of all arrays together) run in
+    parallel on :func:`cpu_threads` Python threads (numba's own OpenMP pool is avoided:
+    alternating it with torch's OpenMP regions made both spin against each other on small
+    machines).
     """
-    n, cols = x.shape
-    src = _reflect_indices_numpy(n, k)
-    out = np.empty_like(x)
-    blocks = [(c, min(cols, c + _COLUMN_BLOCK)) for c in range(0, cols, _COLUMN_BLOCK)]
+    tasks = []
+    for x, out in pairs:
+        n, cols = x.shape
+        src = _reflect_indices_numpy(n, k)
+        tasks += [(x, src, out, k, c, min(cols, c + _COLUMN_BLOCK)) for c in range(0, cols, _COLUMN_BLOCK)]
     n_threads = cpu_threads()
-    if n_threads == 1 or len(blocks) == 1:
-        for c0, c1 in blocks:
-            _running_median_columns(x, src, out, k, c0, c1)
-        return out
+    if n_threads == 1 or len(tasks) == 1:
+        for task in tasks:
+            _running_median_columns(*task)
+        return
     pool = _thread_pool(n_threads)
-    for f in [pool.submit(_running_median_columns, x, src, out, k, c0, c1) for c0, c1 in blocks]:
+    for f in [pool.submit(_running_median_columns, *task) for task in tasks]:
         f.result()
-    return out
+
+
+_TRANSPOSE_ROWS = 256  # rows per transposed chunk when filtering along the last axis (stays in cache)
 
 
 def _reflect_indices_numpy(n: int, k: int) -> np.ndarray:
@@ -291,11 +295,23 @@ def median_filter_reflect(x: np.ndarray | torch.Tensor, size: int, *, axis: int 
         a = a.astype(np.float32)
     if a.shape[axis] == 0 or a.size == 0:
         return a.copy()
-    # Filtered axis first, everything else flattened into contiguous columns.
-    moved = np.moveaxis(a, axis, 0)
-    cols = np.ascontiguousarray(moved).reshape(moved.shape[0], -1)
-    out = _median_columns_cpu(cols, size).reshape(moved.shape)
-    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+    a = np.ascontiguousarray(a)
+    axis = axis % a.ndim
+    n = a.shape[axis]
+    lead, rest = int(np.prod(a.shape[:axis])), int(np.prod(a.shape[axis + 1:]))
+    out = np.empty_like(a)
+    if rest > 1:  # each leading index is an (n, rest) block with contiguous columns: no copies
+        x3, o3 = a.reshape(lead, n, rest), out.reshape(lead, n, rest)
+        _median_columns_many([(x3[i], o3[i]) for i in range(lead)], size)
+        return out
+    # the filtered axis is the last: transpose chunks of rows into columns and back
+    x2, o2 = a.reshape(lead, n), out.reshape(lead, n)
+    chunks = [(r, np.ascontiguousarray(x2[r:r + _TRANSPOSE_ROWS].T)) for r in range(0, lead, _TRANSPOSE_ROWS)]
+    pairs = [(xt, np.empty_like(xt)) for _, xt in chunks]
+    _median_columns_many(pairs, size)
+    for (r, _), (_, ot) in zip(chunks, pairs):
+        o2[r:r + _TRANSPOSE_ROWS] = ot.T
+    return out
 
 
 def _median_filter_tensor(t: torch.Tensor, size: int, axis: int) -> torch.Tensor:
