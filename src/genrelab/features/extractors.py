@@ -290,8 +290,11 @@ class EmbeddingFeatures:
         if cache is None:
             from genrelab.embeddings import EmbeddingExtractor
 
+            # One single-threaded model worker per core (one inside a compute task, where the
+            # cores are shared out already): two 1-thread TensorFlow sessions beat one 2-thread one.
             cache = _EMBEDDERS[self] = EmbeddingExtractor(self.model, models_dir=self.models_dir, output=self._node(),
-                                                          patch_hop=self.patch_hop, batch_size=self.batch_size)
+                                                          patch_hop=self.patch_hop, batch_size=self.batch_size,
+                                                          n_workers=_model_workers(), n_threads=1)
         return cache
 
     def embed_track(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
@@ -311,7 +314,7 @@ class EmbeddingFeatures:
         from genrelab.embeddings import pool
 
         ext = self._extractor()
-        per_channel = [ext.embed(ch, sr) for ch in np.atleast_2d(y)]
+        per_channel = ext.embed_many([(ch, sr) for ch in np.atleast_2d(y)])
         n = min(len(e) for e, _ in per_channel)
         if n == 0:
             raise ValueError("too short for one embedding patch")
@@ -325,6 +328,13 @@ class EmbeddingFeatures:
 
 
 _EMBEDDERS: dict[EmbeddingFeatures, Any] = {}
+
+
+def _model_workers() -> int:
+    """Embedding model processes to start: one per core, or one inside a compute task."""
+    from genrelab import cluster, compute
+
+    return 1 if compute._in_worker() else cluster.local_cpus()
 
 
 @dataclass(frozen=True)
