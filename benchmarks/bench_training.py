@@ -19,6 +19,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import tempfile
@@ -123,14 +124,15 @@ def main() -> None:
                 X_mem, y_mem = torch.from_numpy(np.load(files[two])), torch.from_numpy(y)
                 ours, plain = [], []
                 for _ in range(args.repeats):
-                    model = seeded_init(lambda: build_net(net, n_classes=args.n_classes, input_shape=input_shape), seed=0)
+                    model = seeded_init(functools.partial(build_net, net, n_classes=args.n_classes,
+                                                          input_shape=input_shape), seed=0)
                     if warmup:
                         fit(model, (S, y), settings=TrainSettings(batch_size=args.batch_size, max_epochs=1, patience=None),
                             device=device, seed=0, augment=augment, progress=False)
                     result = fit(model, (S, y), settings=timed, device=device, seed=0, augment=augment, progress=False)
                     ours.append(result.slices_per_second)
-                    reference = seeded_init(lambda: build_net(net, n_classes=args.n_classes, input_shape=input_shape),
-                                            seed=0)
+                    reference = seeded_init(functools.partial(build_net, net, n_classes=args.n_classes,
+                                                              input_shape=input_shape), seed=0)
                     plain.append(plain_epochs(reference, X_mem, y_mem, batch_size=args.batch_size,
                                               epochs=args.epochs - warmup, device=device))
                 t0 = time.perf_counter()

@@ -210,9 +210,10 @@ class ClassicFeatures:
         add("perceptr", percussive)
         del harmonic, percussive
         cols["tempo"] = d.tempo(d.onset_envelope(a, n_fft, hop), a.sr, hop)
-        mfcc = _dct(a.mel_db(n_fft, hop, 128, 0.0, None, 80.0), 20)
+        mfcc = _dct(a.mel_db(n_fft, hop, 128, 0.0, None, 80.0), 20)  # (n, frames, 20)
+        means, variances = mfcc.mean(axis=1, dtype=np.float64), mfcc.var(axis=1, dtype=np.float64)
         for i in range(20):
-            add(f"mfcc{i + 1}", mfcc[..., i])
+            cols[f"mfcc{i + 1}_mean"], cols[f"mfcc{i + 1}_var"] = means[:, i], variances[:, i]
         return FeatureBatch(np.stack([cols[c] for c in KAGGLE_COLUMNS], axis=-1).astype(np.float32), None)
 
     def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
