@@ -173,4 +173,5 @@ def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
     --------
     genrelab.features.track.track_feature_sets : several extractors from one analysis.
     """
-    return track_feature_sets(y, sr, extractors=[extractor], slicing=slicing, batch_slices=batch_slices)[extractor.name]
+    (feats,) = track_feature_sets(y, sr, extractors=[extractor], slicing=slicing, batch_slices=batch_slices).values()
+    return feats

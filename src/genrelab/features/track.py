@@ -80,35 +80,36 @@ def track_feature_sets(y: np.ndarray, sr: int, *, extractors: Sequence, slicing:
         raise ValueError(f"y must have shape (n_channels, n), got {y.shape}")
     if batch_slices < 1:
         raise ValueError(f"batch_slices must be positive, got {batch_slices}")
-    names = [ex.name for ex in extractors]
+    names = [getattr(ex, "name", f"extractor{i}") for i, ex in enumerate(extractors)]
     if len(set(names)) != len(names):
         raise ValueError(f"extractors must have distinct names, got {names}")
     out: dict[str, TrackFeatures] = {}
-    sliced = [ex for ex in extractors if not hasattr(ex, "embed_track")]
-    for ex in extractors:
+    sliced = [(name, ex) for name, ex in zip(names, extractors) if not hasattr(ex, "embed_track")]
+    for name, ex in zip(names, extractors):
         if hasattr(ex, "embed_track"):  # pretrained embeddings: the model's patches are the slices
             vector, starts = ex.embed_track(y, sr)
-            out[ex.name] = TrackFeatures(vector=vector, frames=None, starts_s=starts)
+            out[name] = TrackFeatures(vector=vector, frames=None, starts_s=starts)
     if not sliced:
         return out
     slices, starts = slice_signal(y, sr, slicing)  # (n_slices, n_channels, L)
     n_slices, n_ch, length = slices.shape
-    vectors: dict[str, list] = {ex.name: [] for ex in sliced}
-    frames: dict[str, list] = {ex.name: [] for ex in sliced}
+    vectors: dict[str, list] = {name: [] for name, _ in sliced}
+    frames: dict[str, list] = {name: [] for name, _ in sliced}
     for i in range(0, n_slices, batch_slices):
         part = slices[i:i + batch_slices]
         analysis = SliceAnalysis(part.reshape(len(part) * n_ch, length), sr)
-        for ex in sliced:
-            batch = ex.extract(analysis)
-            vectors[ex.name].append(batch.vector.reshape(len(part), -1))
+        for name, ex in sliced:
+            # any callable ``ex(slices, sr) -> FeatureBatch`` works; the built-in ones share the analysis
+            batch = ex.extract(analysis) if hasattr(ex, "extract") else ex(analysis.slices, sr)
+            vectors[name].append(batch.vector.reshape(len(part), -1))
             if batch.frames is not None and not slicing.whole:
                 fr = batch.frames.reshape(len(part), n_ch, *batch.frames.shape[1:])
-                frames[ex.name].append(fr[:, 0] if n_ch == 1 else fr)
+                frames[name].append(fr[:, 0] if n_ch == 1 else fr)
         del analysis
-    for ex in sliced:
-        out[ex.name] = TrackFeatures(
-            vector=np.concatenate(vectors[ex.name]).astype(np.float32, copy=False),
-            frames=np.concatenate(frames[ex.name]).astype(np.float32, copy=False) if frames[ex.name] else None,
+    for name, _ in sliced:
+        out[name] = TrackFeatures(
+            vector=np.concatenate(vectors[name]).astype(np.float32, copy=False),
+            frames=np.concatenate(frames[name]).astype(np.float32, copy=False) if frames[name] else None,
             starts_s=starts)
     return {name: out[name] for name in names}
 
