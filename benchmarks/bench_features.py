@@ -4,9 +4,10 @@ For each feature set (``mfcc``, ``mel``, ``classic``) and for the three together
 wall-clock and CPU seconds of
 
 * **genrelab**: :func:`genrelab.compute.map_tracks` over
-  :func:`genrelab.features.file_feature_sets` with the default settings (one worker process per
-  core, one thread each; one decoding and one STFT per slice for every set asked for): the
-  per-track work of the features stage (writing the feature files is not included);
+  :func:`genrelab.features.file_feature_sets` with the default ``compute`` settings (auto: a
+  local cluster of one single-threaded worker per core when the job pays for it; one decoding
+  and one STFT per slice for every set asked for): the per-track work of the features stage
+  (writing the feature files is not included);
 * **plain**: the same arrays made the plain way, one 3 s slice at a time with
   :func:`genrelab.features.reference.reference_features` (``librosa.load``, then
   ``librosa.feature.*`` / ``librosa.effects``-style HPSS per slice), in one process with
@@ -104,9 +105,10 @@ def _hwm_kb(pid: int) -> int:
 class Accounting:
     """CPU seconds and peak RSS of this process and every process below it.
 
-    Processes this one waits for count through ``RUSAGE_CHILDREN``; workers of the
-    forkserver (reaped by it, not by us) through the forkserver's own children counters;
-    peak RSS is sampled from ``/proc/*/status`` (VmHWM) every 0.2 s.
+    CPU: this process, the children it waited for (``RUSAGE_CHILDREN``), and every process
+    still running below it at the end (its own time plus that of the children it reaped, such
+    as a forkserver's workers); peak RSS is sampled from ``/proc/*/status`` (VmHWM) every
+    0.2 s. Linux only.
     """
 
     def __init__(self) -> None:
@@ -128,15 +130,9 @@ class Accounting:
         waited = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime
         peak = max(self.peak_kb, own.ru_maxrss, waited.ru_maxrss)
-        try:
-            from multiprocessing import forkserver
-
-            fs_pid = forkserver._forkserver._forkserver_pid  # read-only accounting (private attribute)
-        except Exception:
-            fs_pid = None
-        if fs_pid:
-            cpu += _cpu_of(fs_pid, children=True)
-            peak = max(peak, _hwm_kb(fs_pid))
+        for pid in _descendants(os.getpid()):
+            cpu += _cpu_of(pid, children=True)
+            peak = max(peak, _hwm_kb(pid))
         return cpu, peak // 1024
 
 
