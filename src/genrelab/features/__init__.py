@@ -1,8 +1,15 @@
 """The features stage: slicing, per-slice extractors, and the feature sets it writes.
 
 * :mod:`~genrelab.features.slicing` -- ``SliceSettings`` and ``slice_signal``;
+* :mod:`~genrelab.features.analysis` -- ``SliceAnalysis``: one STFT per slice, shared by
+  every extractor;
 * :mod:`~genrelab.features.extractors` -- the :data:`FEATURES` registry (MFCC, log-mel, the
   classic GTZAN descriptors, pretrained embeddings, imported tables);
+* :mod:`~genrelab.features.descriptors` -- the classic descriptors, per slice;
+* :mod:`~genrelab.features.reference` -- every slice extractor as plain librosa calls (the
+  definitions, for tests and benchmarks);
+* :mod:`~genrelab.features.track` -- ``track_feature_sets`` (one track's slices through
+  several extractors) and ``file_feature_sets`` (decode, then the same);
 * :mod:`~genrelab.features.extract` -- ``extract_dataset`` (the stage) and ``track_features``
   (one track's slices, shared with ``genrelab predict``);
 * :mod:`~genrelab.features.sets` -- ``FeatureSet`` and the files on disk.
@@ -32,10 +39,11 @@ from genrelab.features.sets import (
     write_feature_sets,
 )
 from genrelab.features.slicing import SliceSettings, slice_signal
+from genrelab.features.track import file_feature_sets, track_feature_sets
 
 __all__ = [
     "EMBEDDING_MODELS", "FEATURES", "KAGGLE_COLUMNS", "STATS", "ClassicFeatures", "EmbeddingFeatures", "FeatureBatch",
     "FeatureSet", "MFCCFeatures", "MelFeatures", "SliceSettings", "TableFeatures", "TrackFeatures", "extract_dataset",
-    "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_features", "write_feature_sets",
-    "concat_feature_sets", "join_split", "load_split_sets",
+    "file_feature_sets", "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_feature_sets",
+    "track_features", "write_feature_sets", "concat_feature_sets", "join_split", "load_split_sets",
 ]

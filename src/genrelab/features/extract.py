@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from genrelab.config import ConfigError
-from genrelab.features.checks import require_finite
 from genrelab.features.extractors import settings_dict
 from genrelab.features.sets import write_feature_sets
-from genrelab.features.slicing import SliceSettings, slice_signal
+from genrelab.features.slicing import SliceSettings
+from genrelab.features.track import TrackFeatures, track_feature_sets
 
 __all__ = ["extract_dataset", "TrackFeatures", "track_features"]
 
@@ -79,7 +78,7 @@ def extract_dataset(
                                      leaky_fractions=leaky_fractions, seed=seed, settings=settings_dict(extractor),
                                      variant=settings_dict(variant), slicing=settings_dict(slicing))
     longest = float(index["duration_s"].max()) if len(index) else 0.0
-    if slicing.length_s > longest:
+    if slicing.min_duration_s() > longest:
         raise ConfigError(f"slicing.length_s: {slicing.length_s} s is longer than every clip "
                           f"(longest {longest:.2f} s); choose at most {longest:.2f}")
     if hasattr(extractor, "load"):
@@ -144,25 +143,6 @@ def _write_table_features(table_path: Path, split_table: pd.DataFrame, *, labels
                                info=info, skipped=[])
 
 
-@dataclass
-class TrackFeatures:
-    """Features of the slices of one track.
-
-    Attributes
-    ----------
-    vector : np.ndarray [shape=(n_slices, n_channels * n_features)], float32
-        Summary features, channel after channel (the layout of the features stage's ``X``).
-    frames : np.ndarray [shape=(n_slices, n_bins, n_frames) or (n_slices, n_channels, n_bins, n_frames)] or None
-        Time-frequency frames (the features stage's ``S``); ``None`` for extractors without.
-    starts_s : np.ndarray [shape=(n_slices,)]
-        Start time of each slice in seconds.
-    """
-
-    vector: np.ndarray
-    frames: np.ndarray | None
-    starts_s: np.ndarray
-
-
 def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
                    batch_slices: int = 64) -> TrackFeatures:
     """Slice one track and extract per-slice features, as the features stage does.
@@ -190,28 +170,10 @@ def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
         If the signal is shorter than one slice;
         :class:`~genrelab.features.checks.NonFiniteFeaturesError` (a ``ValueError``) if a
         feature is NaN or inf.
+
+    See Also
+    --------
+    genrelab.features.track.track_feature_sets : several extractors from one analysis.
     """
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim != 2:
-        raise ValueError(f"y must have shape (n_channels, n), got {y.shape}")
-    if hasattr(extractor, "embed_track"):  # pretrained embeddings: the model's patches are the slices
-        vector, starts = extractor.embed_track(y, sr)
-        require_finite(vector)
-        return TrackFeatures(vector=vector, frames=None, starts_s=starts)
-    if batch_slices < 1:
-        raise ValueError(f"batch_slices must be positive, got {batch_slices}")
-    slices, starts = slice_signal(y, sr, slicing)  # (n_slices, n_channels, L)
-    n_slices, n_ch, length = slices.shape
-    vectors, frames = [], []
-    for i in range(0, n_slices, batch_slices):
-        part = slices[i:i + batch_slices]
-        batch = extractor(part.reshape(len(part) * n_ch, length), sr)
-        vectors.append(batch.vector.reshape(len(part), -1))
-        if batch.frames is not None:
-            fr = batch.frames.reshape(len(part), n_ch, *batch.frames.shape[1:])
-            frames.append(fr[:, 0] if n_ch == 1 else fr)
-    out = TrackFeatures(vector=np.concatenate(vectors).astype(np.float32),
-                        frames=np.concatenate(frames).astype(np.float32) if frames else None,
-                        starts_s=starts)
-    require_finite(out.vector, out.frames)  # a NaN never reaches a feature set or a model
-    return out
+    (feats,) = track_feature_sets(y, sr, extractors=[extractor], slicing=slicing, batch_slices=batch_slices).values()
+    return feats

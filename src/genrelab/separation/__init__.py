@@ -10,25 +10,18 @@ run resumes where it stopped.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
-from genrelab.progress import progress_bar
 
 from genrelab.io import load_audio, read_json, remove_temporaries, write_audio, write_json
-from genrelab.separation.demucs import (
-    DEMUCS_STEMS,
-    DemucsLoadError,
-    DemucsSeparator,
-    MissingWeightsError,
-    load_demucs_model,
-    required_weight_files,
-)
+from genrelab.progress import progress_bar
+
 # The function ``hpss`` is not re-exported: it would shadow the submodule ``separation.hpss``.
 # Use ``from genrelab.separation.hpss import hpss``.
 from genrelab.separation.hpss import (
@@ -39,6 +32,37 @@ from genrelab.separation.hpss import (
     resolve_device,
 )
 from genrelab.separation.quality import sdr, si_sdr
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from genrelab.separation.dataset import separate_dataset, separation_quality
+    from genrelab.separation.demucs import (
+        DEMUCS_STEMS,
+        DemucsLoadError,
+        DemucsSeparator,
+        MissingWeightsError,
+        load_demucs_model,
+        required_weight_files,
+    )
+
+# Demucs (torch) and the stage functions (pandas) are imported on first use, so that
+# ``genrelab.separation.hpss`` is reached without them (PEP 562 module ``__getattr__``).
+_LAZY = {
+    "DEMUCS_STEMS": "genrelab.separation.demucs", "DemucsLoadError": "genrelab.separation.demucs",
+    "DemucsSeparator": "genrelab.separation.demucs", "MissingWeightsError": "genrelab.separation.demucs",
+    "load_demucs_model": "genrelab.separation.demucs", "required_weight_files": "genrelab.separation.demucs",
+    "separate_dataset": "genrelab.separation.dataset", "separation_quality": "genrelab.separation.dataset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEMUCS_STEMS",
@@ -78,11 +102,18 @@ class Separator(Protocol):
     def separate(self, y: np.ndarray, sr: int) -> dict[str, np.ndarray]: ...
 
 
+def _demucs_separator(*args: Any, **settings: Any) -> Separator:
+    """:class:`~genrelab.separation.demucs.DemucsSeparator` (imports torch and demucs now)."""
+    from genrelab.separation.demucs import DemucsSeparator
+
+    return DemucsSeparator(*args, **settings)
+
+
 SEPARATORS: dict[str, Callable[..., Separator]] = {
     "hpss": HPSSSeparator,
-    "demucs": DemucsSeparator,
+    "demucs": _demucs_separator,
 }
-"""Separator classes by configuration name."""
+"""Separator factories by configuration name (Demucs is imported only when it is built)."""
 
 
 def make_separator(name: str, **settings: Any) -> Separator:
@@ -233,6 +264,9 @@ def separate_tracks(
     ValueError
         On duplicate or unusable track ids, unknown stems, or a bad ``sr``.
     """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise SeparationParameterError(f"sr must be a positive integer sample rate in Hz, got {sr!r}")
     available = tuple(getattr(separator, "stems", ()))
@@ -328,5 +362,3 @@ def separate_tracks(
     logger.info("separation: %d computed, %d skipped, %d failed", counts["computed"], counts["skipped"], counts["failed"])
     return pd.DataFrame(rows, columns=["track_id", "stem", "path", "status", "reason"])
 
-
-from genrelab.separation.dataset import separate_dataset, separation_quality  # noqa: E402  (uses separate_tracks)
