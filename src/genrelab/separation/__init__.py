@@ -265,7 +265,6 @@ def separate_tracks(
         On duplicate or unusable track ids, unknown stems, or a bad ``sr``.
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     if isinstance(sr, bool) or not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise SeparationParameterError(f"sr must be a positive integer sample rate in Hz, got {sr!r}")
