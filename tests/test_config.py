@@ -78,7 +78,15 @@ def test_every_model_composes_and_builds(model):
     params = compose([f"model={model}"], config_dir=CONF)
     kind = MODELS[params["model"]["name"]].input
     shape = (40,) if kind == "vector" else (2, 40, 130) if model == "two_branch" else (40, 130)
-    assert build_model(params["model"], n_classes=10, input_shape=shape, seed=0, device="cpu") is not None
+    model = build_model(params["model"], n_classes=10, input_shape=shape, seed=0, device="cpu")
+    assert model.input == kind  # the features the model will be given are those the registry names
+    assert all(callable(getattr(model, m)) for m in ("fit", "predict_proba", "predict", "save"))
+    net = getattr(getattr(model, "estimator", None), "model_", None)
+    if net is not None:  # a torch net: the configured layers fit the input shape and the number of genres
+        import torch
+
+        with torch.no_grad():
+            assert tuple(net(torch.zeros((2, *shape))).shape) == (2, 10)
 
 
 def test_unknown_group_option_lists_choices():
