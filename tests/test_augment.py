@@ -214,8 +214,11 @@ def test_classifier_predictions_do_not_depend_on_augmentation_settings():
     b = TorchClassifier("cnn", n_classes=3, input_shape=(16, 20), train={"max_epochs": 1}, device="cpu")
     b.model_.load_state_dict(a.model_.state_dict())
     b._fitted = True
+    assert a.result_.augment_fraction > 0 and not b._augmenter.active  # a trained with augmentation, b has none
     np.testing.assert_array_equal(a.predict_proba(S), b.predict_proba(S))
-    np.testing.assert_array_equal(a.predict_proba(S), a.predict_proba(S))
+    # and augmenting the inputs would have changed the predictions: the comparison above can tell
+    x = a._augmenter(torch.from_numpy(S), generator=gen())
+    assert not np.allclose(b.predict_proba(x.numpy()), b.predict_proba(S))
 
 
 @pytest.mark.gpu
