@@ -1,7 +1,6 @@
 """Every recipe (conf/experiment/*.yaml) composes, alone and at every point of its sweep grid."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ RECIPES = list_recipes(CONF)
 # the published setups the recipes must cover, and the smallest grid each must span
 EXPECTED = {"embeddings_svm": 30, "deep_slices": 16, "mfcc_segments": 9, "classic_models": 3,
             "separation_baselines": 12}
-_MISSING = re.compile(r"Could not find '([\w/]+)'")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,18 +53,6 @@ def test_fast_compose_equals_genrelab_compose():
         initialize_config_dir(str(CONF), version_base=None).__enter__()
 
 
-def _compose_or_skip(overrides: list[str]) -> dict:
-    """Compose, skipping (with the reason) when a config option the recipe names is not in conf/ yet."""
-    try:
-        return _compose(overrides)
-    except Exception as exc:  # hydra's MissingConfigException and friends
-        missing = _MISSING.search(str(exc))
-        if missing:
-            pytest.skip(f"conf/{missing.group(1)}.yaml is not in this checkout yet (the recipe references it "
-                        "by name; it is written separately)")
-        raise
-
-
 def _validate(params: dict) -> None:
     from_mapping(SplitSettings, params["split"], section="split")
     from_mapping(VariantSettings, params["variant"], section="variant")
@@ -90,7 +76,7 @@ def test_recipe_file_is_a_global_hydra_experiment_config(name):
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_composes_alone_without_hydra_or_sweep_keys(name):
-    params = _compose_or_skip([f"+experiment={name}"])
+    params = _compose([f"+experiment={name}"])
     assert params["recipe"] == name
     assert "hydra" not in params and "sweep" not in params
     _validate(params)
@@ -103,7 +89,7 @@ def test_every_point_of_the_sweep_composes_and_validates(name):
     assert len(combos) >= EXPECTED.get(name, 2)
     seen = set()
     for overrides in combos:
-        params = _compose_or_skip(overrides)
+        params = _compose(overrides)
         _validate(params)
         for ov in overrides[1:]:       # every axis value reaches params.yaml
             key, _, value = ov.partition("=")
@@ -120,7 +106,7 @@ def test_every_point_of_the_sweep_composes_and_validates(name):
 def test_recipe_alone_is_a_point_of_its_own_grid(name):
     """Selected alone (`+experiment=<name>`), a recipe is one representative run of its grid."""
     recipe = load_recipe(name, config_dir=CONF)
-    alone = _compose_or_skip([f"+experiment={name}"])
+    alone = _compose([f"+experiment={name}"])
     for key, values in recipe.sweep.items():
         node = alone
         for part in key.split("."):
@@ -130,7 +116,7 @@ def test_recipe_alone_is_a_point_of_its_own_grid(name):
 
 
 def test_deep_recipe_trains_three_seeds_per_experiment():
-    params = _compose_or_skip(["+experiment=deep_slices"])
+    params = _compose(["+experiment=deep_slices"])
     assert params["train"]["seeds"] == [0, 1, 2]
     assert params["features"]["name"] == "mel"
 
