@@ -87,7 +87,6 @@ def test_predictions_equal_the_pipelines_on_its_own_test_tracks(tiny):
 
 
 def test_hpss_pair_variant_separates_in_memory_like_the_separate_stage(tmp_path):
-    pytest.importorskip("genrelab.separation", reason="the separation package is not there yet")
     variant = {"name": "hpss_pair", "separator": "hpss", "channels": [["harmonic"], ["percussive"]]}
     model, features = build_tiny_bundle(tmp_path, variant=variant)
     bundle = load_bundle(model, trust=True)
