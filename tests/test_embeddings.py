@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SHARED
 from genrelab.embeddings import (
     EmbeddingExtractor,
     EssentiaWorkerError,
@@ -44,7 +45,6 @@ from genrelab.embeddings import (
 )
 from genrelab.embeddings.patching import make_patches, min_samples, n_frames, n_patches, patch_starts, patch_times
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 MUSICNN_DIR = SHARED / "models" / "musicnn"
 TRACK = SHARED / "audio" / "musicnn" / "TRWJAZW128F42760DD_test.mp3"
 SHARED_REFERENCE = MUSICNN_DIR / "reference_TRWJAZW128F42760DD_test.npz"

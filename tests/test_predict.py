@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from conftest import SHARED
 from genrelab.config import ConfigError
 from genrelab.features import SliceSettings, extract_dataset, load_feature_split, make_extractor
 from genrelab.predict import AudioInputError, predict_command, predict_file, predict_paths
@@ -22,7 +23,6 @@ from genrelab.models import Bundle, UntrustedBundleError, load_bundle, train_bun
 from genrelab.separation import separate_dataset
 from genrelab.variants import VariantSettings
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 GENRES = ("classical", "metal", "reggae")
 SR = 22050
 SLICE_S = 1.0
