@@ -1,4 +1,4 @@
-"""Tests of the torch networks, the training loop, TorchClassifier and the registry."""
+"""Tests of the torch networks, TorchClassifier and the registry (the training loop: test_training.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 
 from genrelab.deep import loop
 from genrelab.deep.estimator import TorchClassifier
-from genrelab.deep.loop import TrainSettings, fit, predict_proba
+from genrelab.deep.loop import TrainSettings
 from genrelab.deep.nets import NETS, build_net, net_hparams
 from genrelab.deep.registry import DEEP_MODELS, load_deep_model, make_deep_model
 
@@ -110,66 +110,6 @@ def test_loop_learns_separable_task(net):
     assert result.device == "cpu"
 
 
-def test_fit_is_deterministic_and_leaves_global_rng_alone():
-    S, y = band_data(96, seed=0)
-    settings = TrainSettings(max_epochs=2, batch_size=16)
-
-    def run(seed):
-        model = loop.seeded_init(lambda: build_net("crnn2d", n_classes=N_CLASSES, input_shape=(32, 32)), seed=seed)
-        fit(model, (S, y), (S, y), settings=settings, device="cpu", seed=seed, progress=False)
-        return model.state_dict(), predict_proba(model, S, device="cpu")
-
-    torch.manual_seed(123)
-    state_before = torch.get_rng_state()
-    w1, p1 = run(7)
-    assert torch.equal(torch.get_rng_state(), state_before), "fit() changed the global torch RNG"
-    w2, p2 = run(7)
-    w3, p3 = run(8)
-    assert all(torch.equal(w1[k], w2[k]) for k in w1)
-    np.testing.assert_array_equal(p1, p2)
-    assert not all(torch.equal(w1[k], w3[k]) for k in w1)
-
-
-def test_dropout_is_seeded_too():
-    """Two fits with the same seed agree even with heavy dropout (dropout uses fork_rng)."""
-    S, y = band_data(64, seed=0)
-    preds = []
-    for _ in range(2):
-        clf = TorchClassifier("cnn", n_classes=N_CLASSES, input_shape=(32, 32), net_params={"dropout": 0.8},
-                              train={"max_epochs": 1, "batch_size": 16}, device="cpu", seed=3)
-        preds.append(clf.fit(S, y, progress=False).predict_proba(S))
-    np.testing.assert_array_equal(preds[0], preds[1])
-
-
-def test_early_stopping_stops_and_restores_best():
-    S, y = band_data(128, seed=0)
-    S_val, y_val = band_data(64, seed=1)
-    # val_accuracy can never beat the first epoch by min_delta=2, so training stops after
-    # epoch 1 + patience and must hand back the weights of epoch 1.
-    settings = TrainSettings(max_epochs=20, patience=2, monitor="val_accuracy", min_delta=2.0, batch_size=32, lr=3e-3)
-    model = loop.seeded_init(lambda: build_net("cnn", n_classes=N_CLASSES, input_shape=(32, 32)), seed=0)
-    result = fit(model, (S, y), (S_val, y_val), settings=settings, device="cpu", seed=0, progress=False)
-    assert result.stopped_early
-    assert result.best_epoch == 1
-    assert result.epochs_run == 3
-    val_loss, val_acc = loop._evaluate(model, loop.IndexBatchDataset(S_val, y_val), batch_size=64, device=torch.device("cpu"))
-    assert val_loss == pytest.approx(result.history[0]["val_loss"], rel=1e-6)
-    assert val_loss != pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
-
-
-def test_early_stopping_on_val_loss_with_noise_labels():
-    """Validation labels unrelated to the inputs: the val loss stops improving, training stops."""
-    S, y = band_data(128, seed=0)
-    S_val, _ = band_data(64, seed=1)
-    y_val = np.random.default_rng(5).integers(0, N_CLASSES, 64)
-    settings = TrainSettings(max_epochs=30, patience=2, batch_size=32, lr=3e-3)
-    model = loop.seeded_init(lambda: build_net("crnn1d", n_classes=N_CLASSES, input_shape=(32, 32)), seed=0)
-    result = fit(model, (S, y), (S_val, y_val), settings=settings, device="cpu", seed=0, progress=False)
-    assert result.stopped_early and result.epochs_run < 30
-    losses = [h["val_loss"] for h in result.history]
-    assert result.best_score == min(losses) == losses[result.best_epoch - 1]
-
-
 def test_fit_reads_memmap_in_batches(tmp_path):
     S, y = band_data(64, seed=0)
     np.save(tmp_path / "S.npy", S)
@@ -180,18 +120,6 @@ def test_fit_reads_memmap_in_batches(tmp_path):
     assert proba.shape == (64, N_CLASSES)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_array_equal(proba, clf.predict_proba(S))
-
-
-@pytest.mark.parametrize("where", ["train", "valid"])
-def test_non_finite_loss_fails_the_run(where):
-    """A NaN loss stops training with a clear error instead of returning NaN weights."""
-    S, y = band_data(64, seed=0)
-    S_bad = S.copy()
-    S_bad[3, 0, 0] = np.nan
-    train, valid = ((S_bad, y), (S, y)) if where == "train" else ((S, y), (S_bad, y))
-    model = loop.seeded_init(lambda: build_net("cnn", n_classes=N_CLASSES, input_shape=(32, 32)), seed=0)
-    with pytest.raises(loop.NonFiniteLossError, match=f"epoch 1: the {'training' if where == 'train' else 'validation'} loss"):
-        fit(model, train, valid, settings=TrainSettings(max_epochs=3, batch_size=16), device="cpu", progress=False)
 
 
 def test_batches_come_from_torch_aligned_buffers(tmp_path):

@@ -648,20 +648,14 @@ def test_9_au_uploads_are_transcoded_for_the_player(demo_bundle):
 @pytest.mark.slow
 def test_mixed_gtzan_folder_runs_to_metrics_with_every_bad_file_quarantined(tmp_path, monkeypatch):
     """20 good 30 s clips (4 genres) and the broken kinds, through ``dvc exp run``; then the source changes."""
-    from test_pipeline import _tracked_files, run
+    from conftest import copy_repository, run_in as run
 
     genres = ["classical", "disco", "metal", "reggae"]
     good = {f"{g}.{i:05d}": _music(30.0, genre=g, index=i) for g in genres for i in range(5)}
     kinds = broken_clips()
     src = _gtzan_folder(tmp_path / "gtzan", good, {k: v[0] for k, v in kinds.items()})
-    repo = tmp_path / "repo"
-    for rel in _tracked_files():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, repo / rel)
     monkeypatch.setenv("GENRELAB_STORE", str(tmp_path / "store"))  # the per-track store, if any, stays here
-    run(["git", "init", "-q", "-b", "main"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "mixed gtzan"], repo)
+    repo = copy_repository(tmp_path / "repo", message="mixed gtzan")
     overrides = ["dataset=gtzan", f"dataset.source={src}", f"dataset.cache_dir={tmp_path / 'cache'}",
                  "split=grouped", "model=logreg"]
     run([str(BIN / "dvc"), "exp", "run", *[a for o in overrides for a in ("-S", o)]], repo)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from conftest import SHARED, copy_repository
 
 pytestmark = pytest.mark.slow
 
@@ -43,40 +44,36 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return proc
 
 
-def _tracked_files() -> list[str]:
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout.split("\n")
-    return [f for f in out if f and (ROOT / f).is_file()]
+@pytest.fixture(scope="module")
+def _repo_copy(tmp_path_factory) -> Path:
+    return copy_repository(tmp_path_factory.mktemp("repo"), dataset=TINY, slice_s=2.0, message="tiny pipeline")
 
 
 @pytest.fixture(scope="module")
-def tiny_repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("repo")
-    for rel in _tracked_files():
-        dest = repo / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest)
-    conf = repo / "conf/dataset/synthetic.yaml"
-    cfg = yaml.safe_load(conf.read_text())
-    cfg.update(TINY)
-    conf.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    cfg = yaml.safe_load((repo / "conf/config.yaml").read_text())
-    cfg["slicing"]["length_s"] = 2.0
-    (repo / "conf/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    run([str(BIN / "genrelab"), "params"], repo)
-    run(["git", "init", "-q", "-b", "main"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "tiny pipeline"], repo)
-    return repo
+def baseline(_repo_copy) -> subprocess.CompletedProcess:
+    """`dvc repro` of the default configuration, committed: the state every test starts from."""
+    proc = _dvc(_repo_copy, "repro")
+    run(["git", "add", "-A"], _repo_copy)
+    run(["git", "commit", "-q", "-m", "baseline run", "--allow-empty"], _repo_copy)
+    return proc
+
+
+@pytest.fixture
+def tiny_repo(_repo_copy, baseline) -> Path:
+    """The tiny repository at its baseline run, whatever an earlier test's experiment left in the
+    workspace (so the tests pass in any order, alone or together)."""
+    if run(["git", "diff", "--quiet", "HEAD"], _repo_copy, check=False).returncode != 0:
+        run(["git", "reset", "-q", "--hard", "HEAD"], _repo_copy)
+        _dvc(_repo_copy, "checkout", "--force")
+    return _repo_copy
 
 
 def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return run([str(BIN / "dvc"), *args], repo, check=check)
 
 
-def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo):
-    proc = _dvc(tiny_repo, "repro")
-    log = proc.stdout + proc.stderr
+def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo, baseline):
+    log = baseline.stdout + baseline.stderr
     assert "is empty" not in log                                  # no empty-output warnings
     assert "\r" not in log                                         # no progress bars in a log
     metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
@@ -131,8 +128,6 @@ def test_second_repro_does_nothing(tiny_repo):
 
 
 def test_changing_the_model_reruns_only_train_and_evaluate(tiny_repo):
-    run(["git", "add", "-A"], tiny_repo)
-    run(["git", "commit", "-q", "-m", "baseline run", "--allow-empty"], tiny_repo)
     out = _dvc(tiny_repo, "exp", "run", "-S", "model=logreg").stdout
     assert _ran(out) == {"train", "evaluate"}, out
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
@@ -209,7 +204,7 @@ def test_deep_and_sequence_models_run_in_the_pipeline(tiny_repo, overrides):
 @pytest.mark.parametrize("pooling, model", [("none", "svm_grid"), ("mean", "svm")])
 def test_musicnn_embeddings_with_svms(tiny_repo, pooling, model):
     pytest.importorskip("essentia", reason="essentia-tensorflow is not installed (pip install '.[embeddings]')")
-    models_dir = ROOT.parent / "shared" / "models" / "musicnn"
+    models_dir = SHARED / "models" / "musicnn"
     if not (models_dir / "msd-musicnn-frozen.pb").is_file():
         pytest.skip(f"{models_dir} is absent: no MusiCNN graph to run")
     _dvc(tiny_repo, "exp", "run", "-S", "features=musicnn", "-S", "features.model=msd-musicnn-frozen",

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from conftest import BIN, ROOT, copy_repository, run_in
 from genrelab.experiments.report import (
     COLUMNS,
     RANK_COLUMNS,
@@ -407,45 +404,17 @@ def test_plots_accept_several_slice_lengths_and_seed_std(tmp_path):
 
 # -- slow: a real sweep in a temporary repository ------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 TINY = {"n_tracks_per_genre": 6, "duration_s": 6.0, "tracks_per_artist": 2, "genres": GENRES}
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    for key, value in (("GIT_AUTHOR_NAME", "genrelab-test"), ("GIT_AUTHOR_EMAIL", "test@genrelab.invalid"),
-                       ("GIT_COMMITTER_NAME", "genrelab-test"), ("GIT_COMMITTER_EMAIL", "test@genrelab.invalid")):
-        env.setdefault(key, value)
-    env["DVC_NO_ANALYTICS"] = "1"
-    env["GENRELAB_LOG"] = "WARNING"
-    return env
-
-
 def _run(cmd: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, cwd=cwd, env={**_env(), **env}, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
+    return run_in(cmd, cwd, check=check, timeout=600, **env)
 
 
 @pytest.fixture(scope="module")
 def swept_repo(tmp_path_factory):
     """A tiny copy of the repository (git-tracked and untracked, non-ignored files) and a 4-run sweep."""
-    repo = tmp_path_factory.mktemp("sweep")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\n")
-    for rel in files:
-        if rel and (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
-    conf = repo / "conf/dataset/synthetic.yaml"
-    conf.write_text(yaml.safe_dump({**yaml.safe_load(conf.read_text()), **TINY}, sort_keys=False))
-    _run([str(BIN / "genrelab"), "params"], repo)
-    _run(["git", "init", "-q", "-b", "main"], repo)
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-q", "-m", "tiny"], repo)
+    repo = copy_repository(tmp_path_factory.mktemp("sweep"), dataset=TINY)
     # 2 models x 2 slice lengths of one recipe, queued, run by one worker, waited for
     out = _run([str(BIN / "genrelab"), "sweep", "separation_baselines", "-S", "features=mfcc", "-S", "variant=normal",
                 "-S", "slicing.length_s=2,3", "--run", "-j", "1", "--timeout", "500"], repo).stdout
