@@ -139,7 +139,8 @@ def test_kfold_over_all_folds_in_one_experiment(tiny_repo):
     out = _dvc(tiny_repo, "exp", "run", "-S", "split=kfold", "-S", "split.fold=all", "-S", "split.n_folds=3",
                "-S", "model=logreg").stdout
     assert "Running stage 'train'" in out
-    metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
+    assert json.loads((tiny_repo / "metrics/eval.json").read_text())["tracks"] == 24
+    metrics = json.loads((tiny_repo / "metrics/details/eval.json").read_text())  # per fold: the details file
     assert metrics["n_tracks"] == 24   # every track, predicted by the fold that held it out
     assert set(metrics["per_fold"]) == {"fold_0", "fold_1", "fold_2"}
     assert sum(f["n_tracks"] for f in metrics["per_fold"].values()) == 24

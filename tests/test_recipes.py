@@ -8,7 +8,7 @@ import pytest
 from genrelab.config import ConfigError, compose, from_mapping
 from genrelab.features import SliceSettings, make_extractor
 from genrelab.models import model_input
-from genrelab.experiments.report import Recipe, list_recipes, load_recipe
+from genrelab.experiments.recipes import Recipe, list_recipes, load_recipe
 from genrelab.splits import SplitSettings
 from genrelab.models import TrainStageSettings
 from genrelab.variants import VariantSettings

@@ -5,7 +5,7 @@ The same features/model configuration is run as DVC experiments under
 * ``split=leaky``: slices assigned to train/valid/test at random, so slices of one track
   land on both sides (the split many published GTZAN results used);
 * ``split=grouped``: whole artists (tracks) per split, genres stratified;
-* the dataset's official split where :data:`OFFICIAL_SPLITS` names one (GTZAN's
+* the dataset's official split where :data:`~genrelab.experiments.labels.OFFICIAL_SPLITS` names one (GTZAN's
   fault-filtered split of Kereliuk, Sturm & Larsen; FMA's artist-filtered split; also for their
   feature tables);
 
@@ -31,19 +31,13 @@ import numpy as np
 import pandas as pd
 
 from genrelab.config import ConfigError, compose
-from genrelab.experiments.report import (
-    DvcError,
-    Experiment,
-    attach_details,
-    collect_experiments,
-    dvc,
-    queue_experiments,
-    results_table,
-    start_queue,
-    wait_for,
-)
+from genrelab.experiments.dvc import DvcError, MetricFiles, dvc
+from genrelab.experiments.expshow import Experiment, attach_details, collect_experiments
+from genrelab.experiments.labels import OFFICIAL_SPLITS, dataset_key
+from genrelab.experiments.recipes import queue_experiments, start_queue, wait_for
+from genrelab.experiments.tables import results_table
 
-__all__ = ["AUDIT_SPLITS", "OFFICIAL_SPLITS", "audit_plan", "audit_names", "run_audit", "audit_table",
+__all__ = ["AUDIT_SPLITS", "audit_plan", "audit_names", "run_audit", "audit_table",
            "audit_markdown", "audit_command", "one_row_per_track"]
 
 log = logging.getLogger(__name__)
@@ -53,16 +47,6 @@ AUDIT_SPLITS: dict[str, list[str]] = {
     "grouped": ["split=grouped"],
 }
 """Split every audit runs -> its overrides. ``leaky`` is the one measured against the others."""
-
-OFFICIAL_SPLITS: dict[str, tuple[str, list[str]]] = {
-    "gtzan": ("fault_filtered", ["split=official", "dataset.split=fault_filtered"]),
-    "fma_small": ("official", ["split=official"]),
-    "fma_medium": ("official", ["split=official"]),
-    "table:gtzan_kaggle": ("fault_filtered", ["split=official", "dataset.split=fault_filtered"]),
-    "table:fma": ("official", ["split=official"]),
-}
-"""Dataset name (``table:<kind>`` for a feature table) -> (name, overrides) of the official split
-the audit adds for it."""
 
 LEAKY = "leaky"
 
@@ -98,11 +82,9 @@ def audit_plan(overrides: Sequence[str] = (), *, config_dir: str | os.PathLike =
     except Exception as exc:  # hydra raises several unrelated types
         raise ConfigError(f"overrides {list(overrides)} do not compose: {exc}") from exc
     plan = {name: [*overrides, *ovs] for name, ovs in AUDIT_SPLITS.items()}
-    d = params.get("dataset", {})
-    dataset = str(d.get("name")) + (f":{d.get('kind')}" if d.get("name") == "table" else "")
-    if dataset in OFFICIAL_SPLITS:
-        name, ovs = OFFICIAL_SPLITS[dataset]
-        plan[name] = [*(o for o in overrides if not o.startswith("dataset.split=")), *ovs]
+    official = OFFICIAL_SPLITS.get(dataset_key(params.get("dataset", {})))
+    if official is not None:
+        plan[official.name] = [*(o for o in overrides if not o.startswith("dataset.split=")), *official.overrides]
     return plan
 
 
@@ -163,7 +145,8 @@ def run_audit(overrides: Sequence[str] = (), *, repo: str | os.PathLike = ".", c
     missing = [names[s] for s in plan if names[s] not in have]
     if missing:
         raise DvcError(f"audit experiment(s) {missing} finished but `dvc exp show` does not list them with metrics")
-    found = attach_details([have[names[s]] for s in plan], repo=repo)   # the split's counts, for its label
+    files = MetricFiles.from_dvc_yaml(repo)
+    found = attach_details([have[names[s]] for s in plan], files=files, repo=repo)   # the split's counts, for its label
     return dict(zip(plan, found))
 
 
