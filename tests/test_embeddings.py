@@ -39,7 +39,6 @@ from genrelab.embeddings import (
     GenreHead,
     MissingModelError,
     UnknownModelError,
-    embed_tracks,
     get_spec,
     pool,
 )
@@ -341,31 +340,10 @@ def test_genre_head_with_fake_graph(fake_graphs, tmp_path):
 
 
 @needs_essentia
-def test_embed_tracks_table(vggish, caplog):
-    tracks = [("a", _noise(4.0, 22050, 10), 22050), (7, _noise(2.5, 16000, 11), 16000),
-              ("tiny", _noise(0.3, 44100, 12), 44100)]
-    table = embed_tracks(iter(tracks), vggish, chunk_size=2, progress=False)  # a generator is fine
-    sizes = [vggish.embed(y, sr)[0].shape[0] for _, y, sr in tracks]
-    assert sizes[2] == 1  # padded to one patch
-    n = sum(sizes)
-    assert table["X"].shape == (n, 128) and table["X"].dtype == np.float32
-    assert list(table["track_id"]) == ["a"] * sizes[0] + ["7"] * sizes[1] + ["tiny"]
-    assert list(table["patch_idx"]) == [*range(sizes[0]), *range(sizes[1]), 0]
-    assert table["patch_idx"].dtype == np.int32 and table["start_s"].dtype == np.float32
-    np.testing.assert_allclose(table["start_s"][1], 0.93)
-    with pytest.raises(ValueError, match=r"tracks\[1\]"):
-        embed_tracks([("a", np.zeros(16000, np.float32), 16000), ("b", np.zeros(10))], vggish, progress=False)
-
-
-@needs_essentia
-def test_short_clips_without_padding_are_left_out(fake_graphs, caplog):
+def test_short_clips_without_padding_give_no_patch(fake_graphs):
     with EmbeddingExtractor("audioset-vggish-3", graph_path=fake_graphs["audioset-vggish-3"], pad_short=False) as ex:
         emb, t = ex.embed(np.zeros(8000, np.float32), 16000)
         assert emb.shape == (0, 128) and t.shape == (0,)
-        table = embed_tracks([("short", np.zeros(8000, np.float32), 16000), ("ok", _noise(2, 16000, 1), 16000)],
-                             ex, progress=False)
-    assert set(table["track_id"]) == {"ok"}
-    assert "left out" in caplog.text and "short" in caplog.text
 
 
 @needs_essentia

@@ -46,7 +46,7 @@ from genrelab.config import ConfigError
 
 __all__ = ["SplitSettings", "SPLITS", "GROUP_UNITS", "SPLIT_COLUMNS", "ALL_FOLDS", "SplitLeakError", "artist_key",
            "track_groups", "make_split", "check_groups", "fold_roles", "split_folds", "split_summary",
-           "assign_slices", "LEAKY_POOL", "is_leaky"]
+           "assign_slices", "LEAKY_POOL"]
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,6 @@ class SplitSettings:
     def all_folds(self) -> bool:
         """Whether every fold is trained and evaluated in one experiment (``fold: all``)."""
         return self.fold == ALL_FOLDS
-
-
-def is_leaky(settings: SplitSettings) -> bool:
-    """Whether metrics under these settings must be labelled leaky."""
-    return settings.method == "leaky"
 
 
 def artist_key(name: str) -> str:

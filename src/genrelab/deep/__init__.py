@@ -15,13 +15,12 @@ from genrelab.deep.estimator import TorchClassifier
 from genrelab.deep.hmm import GaussianHMMClassifier
 from genrelab.deep.loop import TrainResult, TrainSettings, fit, predict_proba, resolve_device
 from genrelab.deep.nets import NETS, build_net
-from genrelab.deep.registry import DEEP_MODELS, INPUTS, load_deep_model, make_deep_model
+from genrelab.deep.registry import DEEP_MODELS, load_deep_model, make_deep_model
 
 __all__ = [
     "Augmenter",
     "DEEP_MODELS",
     "GaussianHMMClassifier",
-    "INPUTS",
     "NETS",
     "TorchClassifier",
     "TrainResult",

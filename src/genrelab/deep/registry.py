@@ -12,8 +12,6 @@ Every entry of :data:`DEEP_MODELS` is a factory
   ``train`` (:class:`~genrelab.deep.loop.TrainSettings` fields) and ``augment``
   (:class:`~genrelab.deep.augment.Augmenter` settings, or null);
 - ``hmm``: the options of :class:`~genrelab.deep.hmm.GaussianHMMClassifier`, flat.
-
-:data:`INPUTS` says which features each model expects, for the pipeline to check.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from genrelab.deep.estimator import TorchClassifier
 from genrelab.deep.hmm import GaussianHMMClassifier
 from genrelab.io import read_json
 
-__all__ = ["DEEP_MODELS", "INPUTS", "make_deep_model", "load_deep_model"]
+__all__ = ["DEEP_MODELS", "make_deep_model", "load_deep_model"]
 
 Factory = Callable[..., Any]
 
@@ -83,17 +81,6 @@ DEEP_MODELS: dict[str, Factory] = {
     "hmm": _hmm_factory,
 }
 """Factories ``(params, *, n_classes, input_shape, seed, device) -> estimator`` by name."""
-
-INPUTS: dict[str, str] = {
-    "cnn": "mel",
-    "crnn1d": "mel",
-    "crnn2d": "mel",
-    "rnn": "mfcc or mel",
-    "two_branch": "harmonic+percussive mel, stacked as 2 channels",
-    "hmm": "mfcc",
-}
-"""The features each model is designed for (slices of shape (n, n_bins, n_frames), or
-(n, 2, n_bins, n_frames) for ``two_branch``)."""
 
 _LOADERS = {"genrelab.deep.TorchClassifier": TorchClassifier, "genrelab.deep.GaussianHMMClassifier": GaussianHMMClassifier}
 

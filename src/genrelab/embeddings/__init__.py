@@ -3,7 +3,7 @@
 * :mod:`~genrelab.embeddings.catalog` -- the registry of Essentia models (URLs, node names,
   patching), ``model_path``/``fetch``, and ``genrelab models list|fetch``;
 * :mod:`~genrelab.embeddings.essentia_models` -- ``EmbeddingExtractor``, ``GenreHead``,
-  ``pool`` and ``embed_tracks``;
+  and ``pool``;
 * :mod:`~genrelab.embeddings.patching` -- Essentia's frame/patch arithmetic in numpy.
 
 Importing this package does not import Essentia or TensorFlow: models run in a worker
@@ -15,7 +15,6 @@ from genrelab.embeddings.essentia_models import (
     EmbeddingExtractor,
     EssentiaWorkerError,
     GenreHead,
-    embed_tracks,
     pool,
 )
 from genrelab.embeddings.catalog import (
@@ -35,7 +34,6 @@ __all__ = [
     "EssentiaWorkerError",
     "GenreHead",
     "POOLINGS",
-    "embed_tracks",
     "pool",
     "MODELS",
     "MissingModelError",

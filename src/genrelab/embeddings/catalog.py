@@ -55,8 +55,6 @@ __all__ = [
     "get_spec",
     "list_models",
     "model_path",
-    "metadata_path",
-    "read_metadata",
     "fetch",
     "verify",
     "recorded_checksums",
@@ -398,23 +396,6 @@ def model_path(name: str, models_dir: str | os.PathLike) -> Path:
     if not path.is_file():
         raise MissingModelError(_missing_message(spec, models_dir))
     return path
-
-
-def metadata_path(name: str, models_dir: str | os.PathLike) -> Path | None:
-    """Path of a model's ``.json`` metadata, or ``None`` when it is not in ``models_dir``."""
-    path = Path(models_dir) / get_spec(name).json_filename
-    return path if path.is_file() else None
-
-
-def read_metadata(name: str, models_dir: str | os.PathLike) -> dict | None:
-    """A model's parsed ``.json`` metadata (class names, schema ...), or ``None`` if absent."""
-    path = metadata_path(name, models_dir)
-    if path is None:
-        return None
-    try:
-        return read_json(path)
-    except ValueError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); delete it and fetch it again") from exc
 
 
 def recorded_checksums(models_dir: str | os.PathLike) -> dict[str, str]:

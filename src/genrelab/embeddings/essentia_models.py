@@ -2,11 +2,10 @@
 
 Typical use::
 
-    from genrelab.embeddings import EmbeddingExtractor, embed_tracks, pool
+    from genrelab.embeddings import EmbeddingExtractor, pool
 
     with EmbeddingExtractor("msd-musicnn-1", models_dir="models") as ex:
         emb, start_s = ex.embed(y, sr)            # (n_patches, 200), (n_patches,)
-        table = embed_tracks(tracks, ex)           # X, track_id, patch_idx, start_s
     track_vector = pool(emb, how="meanstd")        # (400,)
 
 Process isolation
@@ -40,7 +39,6 @@ return for the same signal and patch hop (to float rounding: about 1e-6).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import pickle
@@ -54,7 +52,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from genrelab.progress import progress_bar
 
 from genrelab.embeddings.patching import make_patches, min_samples, patch_times
 from genrelab.embeddings.catalog import MissingModelError, EssentiaModelSpec, get_spec, model_path
@@ -66,7 +63,6 @@ __all__ = [
     "GenreHead",
     "POOLINGS",
     "pool",
-    "embed_tracks",
 ]
 
 log = logging.getLogger(__name__)
@@ -625,90 +621,6 @@ def pool(embeddings: np.ndarray, how: str = "mean") -> np.ndarray:
     return POOLINGS[how](e).astype(np.float32)
 
 
-def embed_tracks(
-    tracks: Iterable[tuple[Any, np.ndarray, int]],
-    extractor: EmbeddingExtractor,
-    *,
-    chunk_size: int = 32,
-    progress: bool = True,
-) -> dict[str, np.ndarray]:
-    """Embed many tracks into one patch-level table for the feature stage.
-
-    Parameters
-    ----------
-    tracks : iterable of (track_id, y, sr)
-        Mono signals with their ids and sample rates. A generator is consumed lazily,
-        ``chunk_size`` tracks at a time, so the audio of a whole dataset need not be in memory.
-    extractor : EmbeddingExtractor
-        A loaded model.
-    chunk_size : int > 0
-        Tracks per call to the model (their patches share batches).
-    progress : bool
-        Show progress (a bar on a terminal, log lines otherwise) over tracks.
-
-    Returns
-    -------
-    table : dict
-        ``X`` : np.ndarray [shape=(n_patches_total, dim), dtype=float32]
-            one row per patch;
-        ``track_id`` : np.ndarray [shape=(n_patches_total,)]
-            the id of each row's track;
-        ``patch_idx`` : np.ndarray [shape=(n_patches_total,), dtype=int32]
-            the patch's index within its track;
-        ``start_s`` : np.ndarray [shape=(n_patches_total,), dtype=float32]
-            the patch's start in seconds.
-
-    Notes
-    -----
-    Tracks that yield no patch (shorter than one patch with ``pad_short=False``) are left
-    out and logged with a warning.
-    """
-    chunk_size = _check_positive_int(chunk_size, "chunk_size")
-    total = len(tracks) if hasattr(tracks, "__len__") else None
-    it = iter(tracks)
-    ids: list[Any] = []
-    blocks: list[np.ndarray] = []
-    patch_idx: list[np.ndarray] = []
-    starts: list[np.ndarray] = []
-    skipped: list[Any] = []
-    n_done = 0
-    with progress_bar(total=total, desc=f"embed {extractor.name}", unit="track", disable=not progress) as bar:
-        while chunk := list(itertools.islice(it, chunk_size)):
-            for j, item in enumerate(chunk):
-                if not (isinstance(item, (tuple, list)) and len(item) == 3):
-                    raise ValueError(f"tracks[{n_done + j}] must be a (track_id, y, sr) triple; "
-                                     f"got {type(item).__name__}")
-            try:
-                results = extractor.embed_many([(y, sr) for _, y, sr in chunk])
-            except ValueError as exc:  # name the track, not just its position in the chunk
-                raise ValueError(f"tracks[{n_done}:{n_done + len(chunk)}]: {exc}") from exc
-            for (tid, _, _), (emb, t) in zip(chunk, results):
-                if len(emb) == 0:
-                    skipped.append(tid)
-                    continue
-                ids.extend([tid] * len(emb))
-                blocks.append(emb)
-                patch_idx.append(np.arange(len(emb), dtype=np.int32))
-                starts.append(t.astype(np.float32))
-            n_done += len(chunk)
-            bar.update(len(chunk))
-    if skipped:
-        log.warning("%d track(s) gave no %s patch (shorter than %.2f s, pad_short=False) and were left out: %s",
-                    len(skipped), extractor.name, extractor.patch_seconds, skipped[:10])
-    if not blocks:
-        return {"X": np.zeros((0, extractor.dim), np.float32), "track_id": np.asarray([]),
-                "patch_idx": np.zeros(0, np.int32), "start_s": np.zeros(0, np.float32)}
-    return {
-        "X": np.concatenate(blocks).astype(np.float32, copy=False),
-        "track_id": np.asarray(ids),
-        "patch_idx": np.concatenate(patch_idx),
-        "start_s": np.concatenate(starts),
-    }
-
-
-# --------------------------------------------------------------------------------------
-# zero-training baseline: Essentia's genre heads
-# --------------------------------------------------------------------------------------
 class GenreHead(_EssentiaModel):
     """Class probabilities from embeddings with one of Essentia's classification heads.
 
