@@ -4,6 +4,7 @@ from genrelab.evaluate import EvaluateSettings, confusion_png, evaluate_bundle
 from genrelab.io import write_json, write_text
 from genrelab.models import load_bundle
 from genrelab.models.card import evaluation_summary, write_card
+from genrelab.splits import SplitSettings
 from genrelab.stage import run_stage
 
 
@@ -21,7 +22,9 @@ def configure(p):
 def main(args, params):
     bundle = load_bundle(args.model)
     ev = from_mapping(EvaluateSettings, params["evaluate"], section="evaluate")
-    metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev.split, split_table=args.split)
+    fractions = from_mapping(SplitSettings, params["split"], section="split").fractions
+    metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev.split, split_table=args.split,
+                                              fractions=fractions, seed=int(params["seed"]))
     write_json(args.metrics, metrics)
     write_card(args.card, args.model, evaluation_summary(metrics, split=ev.split))
     write_text(args.slices, slices.to_csv(index=False))

@@ -1,26 +1,30 @@
-"""Stage separate: stems of every track for the variant's separator, computed once and resumed."""
+"""Stage separate: every track's stems for the variant's separator, kept in the per-track store."""
 from pathlib import Path
 
+from genrelab.compute import ComputeSettings
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
-from genrelab.io import write_json
-from genrelab.stage import run_stage
+from genrelab.io import write_json, write_text
 from genrelab.separation import separate_dataset
+from genrelab.stage import run_stage
+from genrelab.store import open_store
 from genrelab.variants import VariantSettings
 
 
 def configure(p):
     p.add_argument("--dataset", required=True, help="output of the prepare stage")
-    p.add_argument("--out", required=True, help="stems folder (persistent: <separator>-<settings hash>/)")
-    p.add_argument("--metrics", required=True, help="separation counts (JSON)")
+    p.add_argument("--out", required=True, help="manifest (CSV): each track's store key and status")
+    p.add_argument("--metrics", required=True, help="separation counts and quality (JSON)")
 
 
 def main(args, params):
-    separator = params["variant"]["separator"]
-    from_mapping(VariantSettings, params["variant"], section="variant")  # validate the choice early
-    summary = separate_dataset(read_index(args.dataset), separator=separator,
-                               settings=params["separation"].get(separator, {}), dataset_dir=Path(args.dataset),
-                               separated_dir=Path(args.out), sample_rate=int(params["audio"]["sample_rate"]))
+    separator = from_mapping(VariantSettings, params["variant"], section="variant").separator
+    store = open_store(params.get("store"))
+    manifest, summary = separate_dataset(
+        read_index(args.dataset), separator=separator, settings=params["separation"].get(separator, {}),
+        dataset_dir=Path(args.dataset), store=store, sample_rate=int(params["audio"]["sample_rate"]),
+        compute=from_mapping(ComputeSettings, params.get("compute"), section="compute"))
+    write_text(args.out, manifest.to_csv(index=False))
     write_json(args.metrics, summary)
 
 

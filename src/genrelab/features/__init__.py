@@ -3,12 +3,20 @@
 * :mod:`~genrelab.features.slicing` -- ``SliceSettings`` and ``slice_signal``;
 * :mod:`~genrelab.features.extractors` -- the :data:`FEATURES` registry (MFCC, log-mel, the
   classic GTZAN descriptors, pretrained embeddings, imported tables);
-* :mod:`~genrelab.features.extract` -- ``extract_dataset`` (the stage) and ``track_features``
-  (one track's slices, shared with ``genrelab predict``);
-* :mod:`~genrelab.features.sets` -- ``FeatureSet`` and the files on disk.
+* :mod:`~genrelab.features.extract` -- ``extract_dataset`` (the stage, over the per-track
+  store) and ``track_features`` (one track's slices, shared with ``genrelab predict``);
+* :mod:`~genrelab.features.sets` -- ``FeatureSet``, the files on disk (one set for every track)
+  and ``load_feature_split`` (a set joined with the split table).
 """
 
-from genrelab.features.extract import TrackFeatures, extract_dataset, track_features
+from genrelab.features.extract import (
+    FeaturesJob,
+    TrackFeatures,
+    extract_dataset,
+    features_job,
+    track_entry,
+    track_features,
+)
 from genrelab.features.extractors import (
     EMBEDDING_MODELS,
     FEATURES,
@@ -25,17 +33,18 @@ from genrelab.features.extractors import (
 )
 from genrelab.features.sets import (
     FeatureSet,
+    FeatureWriter,
+    RowSubset,
     concat_feature_sets,
     join_split,
     load_feature_split,
     load_split_sets,
-    write_feature_sets,
 )
 from genrelab.features.slicing import SliceSettings, slice_signal
 
 __all__ = [
     "EMBEDDING_MODELS", "FEATURES", "KAGGLE_COLUMNS", "STATS", "ClassicFeatures", "EmbeddingFeatures", "FeatureBatch",
     "FeatureSet", "MFCCFeatures", "MelFeatures", "SliceSettings", "TableFeatures", "TrackFeatures", "extract_dataset",
-    "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_features", "write_feature_sets",
-    "concat_feature_sets", "join_split", "load_split_sets",
+    "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_features", "FeatureWriter",
+    "RowSubset", "FeaturesJob", "features_job", "track_entry", "concat_feature_sets", "join_split", "load_split_sets",
 ]

@@ -13,7 +13,7 @@ Extractors live in the :data:`FEATURES` registry and are built by :func:`make_ex
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -48,6 +48,7 @@ class MFCCFeatures:
     coefficient's ``stats`` over time.
     """
 
+    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
     name: str = "mfcc"
     n_mfcc: int = 20
     n_mels: int = 128
@@ -86,6 +87,7 @@ class MFCCFeatures:
 class MelFeatures:
     """Log-mel spectrograms (dB, absolute reference so that slices stay independent)."""
 
+    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
     name: str = "mel"
     n_mels: int = 96
     n_fft: int = 2048
@@ -133,6 +135,7 @@ class ClassicFeatures:
     variance of each, with the table's column names (:data:`KAGGLE_COLUMNS`). No frames.
     """
 
+    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
     name: str = "classic"
     n_fft: int = 2048
     hop_length: int = 512
@@ -204,6 +207,7 @@ class EmbeddingFeatures:
     tags of MusiCNN, for models that have a tag output).
     """
 
+    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
     name: str = "musicnn"
     model: str | None = None
     pooling: str = "none"
