@@ -102,6 +102,26 @@ def test_features_key_covers_the_variant_and_not_the_device(tracks):
     assert a.stems.key("0" * 64) != d.stems.key("0" * 64)
 
 
+def test_interrupted_features_stage_recomputes_only_unfinished_tracks(tracks):
+    tmp_path, index = tracks
+
+    class Interrupting(MFCCFeatures):
+        calls = 0
+
+        def __call__(self, slices, sr):
+            type(self).calls += 1
+            if type(self).calls == 3:
+                raise KeyboardInterrupt
+            return super().__call__(slices, sr)
+
+    extractor = Interrupting(n_mfcc=8, n_mels=32, n_fft=512)
+    with pytest.raises(KeyboardInterrupt):
+        _extract(tmp_path, index, extractor)
+    assert not (tmp_path / "feat").exists()
+    summary = _extract(tmp_path, index, extractor)
+    assert (summary["reused"], summary["computed"]) == (2, 2)
+
+
 # ---------------------------------------------------------------------------- writing safely
 def _put_many(root, keys, barrier):
     store = Store(root)
