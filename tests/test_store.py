@@ -14,7 +14,7 @@ import pytest
 from genrelab.config import ConfigError
 from genrelab.features import FeatureWriter, MelFeatures, MFCCFeatures, SliceSettings, extract_dataset, features_job
 from genrelab.io import write_audio
-from genrelab.separation import stems_job
+from genrelab.separation import separate_dataset, stems_job
 from genrelab.store import (
     Store,
     StoreFullError,
@@ -85,6 +85,10 @@ def test_version_bump_invalidates_only_its_transform(tracks, monkeypatch):
     assert _extract(tmp_path, index, mel)["reused"] == 4  # mel untouched
     job = stems_job("hpss", sep["hpss"], store=store, sample_rate=SR)
     assert all(store.get("hpss", job.key(store.digest(tmp_path / "ds" / f"t{i}.wav"))) for i in range(4))
+    # the features stage separated what it needed through the separate stage's own function
+    _, summary = separate_dataset(index, separator="hpss", settings=sep["hpss"], dataset_dir=tmp_path / "ds",
+                                  store=store, sample_rate=SR, progress=False)
+    assert (summary["computed"], summary["reused"]) == (0, 4)
 
 
 def test_features_key_covers_the_variant_and_not_the_device(tracks):
