@@ -305,7 +305,8 @@ def test_feature_writer_fills_preallocated_files_track_by_track(tmp_path):
     parts = [(rng.standard_normal((n, 5)), rng.standard_normal((n, 3, 4))) for n in (2, 3, 1)]
     w = FeatureWriter(tmp_path, 6, 5, (3, 4))
     # preallocated at the final size before any row is written
-    assert (tmp_path / "S.npy").stat().st_size >= 6 * 12 * 4 and np.load(tmp_path / "X.npy", mmap_mode="r").shape == (6, 5)
+    assert (tmp_path / "S.npy").stat().st_size >= 6 * 12 * 4
+    assert np.load(tmp_path / "X.npy", mmap_mode="r").shape == (6, 5)
     for k, (v, f) in enumerate(parts):
         w.append(f"t{k}", "g", 0, v, f, np.arange(len(v)) * 1.5)
     with pytest.raises(ValueError, match="overflow"):

@@ -39,6 +39,7 @@ from genrelab.features.sets import (
     join_split,
     load_feature_split,
     load_split_sets,
+    write_feature_set,
 )
 from genrelab.features.slicing import SliceSettings, slice_signal
 
@@ -47,4 +48,5 @@ __all__ = [
     "FeatureSet", "MFCCFeatures", "MelFeatures", "SliceSettings", "TableFeatures", "TrackFeatures", "extract_dataset",
     "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_features", "FeatureWriter",
     "RowSubset", "FeaturesJob", "features_job", "track_entry", "concat_feature_sets", "join_split", "load_split_sets",
+    "write_feature_set",
 ]

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["FeatureSet", "FeatureWriter", "RowSubset", "load_feature_split", "load_split_sets", "join_split",
-           "concat_feature_sets", "META_COLUMNS"]
+           "concat_feature_sets", "write_feature_set", "META_COLUMNS"]
 
 META_COLUMNS = ("track_id", "slice_idx", "start_s", "genre", "label")
 
@@ -336,3 +336,39 @@ class FeatureWriter:
     def abort(self) -> None:
         for fh, _, _ in self._files.values():
             fh.close()
+
+
+def write_feature_set(out_dir: str | os.PathLike, X: np.ndarray, S: np.ndarray | None, meta: pd.DataFrame, *,
+                      info: dict, skipped: list[dict] | None = None) -> None:
+    """Write a whole feature set held in memory (imports, tests) in the features stage's layout.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder, replaced atomically.
+    X : np.ndarray [shape=(n_slices, n_features)]
+    S : np.ndarray [shape=(n_slices, ...)] or None
+    meta : pd.DataFrame
+        :data:`META_COLUMNS` per slice (other columns, such as a split, are not written: the
+        split comes from the split table when the set is read).
+    info : dict
+        ``labels``, ``feature_names`` and the settings (``info.json``).
+    skipped : list of dict, optional
+        ``track_id``, ``reason`` of tracks left out.
+    """
+    from genrelab.io import atomic_dir
+
+    with atomic_dir(out_dir) as tmp:
+        writer = FeatureWriter(tmp, len(meta), X.shape[1], None if S is None else S.shape[1:])
+        try:
+            ids = meta["track_id"].astype(str).to_numpy()
+            for tid in pd.unique(ids):  # tracks in order of first appearance
+                rows = np.flatnonzero(ids == tid)
+                m = meta.iloc[rows]
+                writer.append(str(m["track_id"].iloc[0]), str(m["genre"].iloc[0]), int(m["label"].iloc[0]), X[rows],
+                              None if S is None else S[rows], m["start_s"].to_numpy(),
+                              slice_idx=m["slice_idx"].to_numpy())
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close(info=info, skipped=list(skipped or []))
