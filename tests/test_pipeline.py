@@ -165,6 +165,38 @@ def _wait_queue(repo: Path, timeout: float = 600) -> None:
     raise AssertionError(f"queue did not finish in {timeout} s:\n{status}")
 
 
+def _ran(out: str) -> set[str]:
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+
+
+def _entries(transform: str) -> int:
+    root = _STORE["dir"] / transform
+    return sum(1 for meta in root.glob("*/*/meta.json")) if root.is_dir() else 0
+
+
+def _kill_during_separation(repo: Path, args: list[str], transform: str, n: int) -> tuple[int, str]:
+    """``dvc exp run`` killed with -9 (dvc and its stage) once two tracks are in the store, then
+    run again; returns the number of tracks finished before the kill and the second run's log."""
+    import signal
+    import time
+
+    start = _entries(transform)
+    proc = subprocess.Popen([str(BIN / "dvc"), "exp", "run", *args], cwd=repo, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    t0 = time.monotonic()
+    while _entries(transform) < start + 2 and proc.poll() is None and time.monotonic() - t0 < 300:
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        raise AssertionError(f"dvc exp run ended before the kill:\n{proc.stdout.read().decode()[-3000:]}")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = _entries(transform) - start
+    assert 0 < finished < n, f"the kill came too late to test anything ({finished} of {n} finished)"
+    out = _dvc(repo, "exp", "run", *args).stdout
+    assert _entries(transform) == start + n
+    return finished, out
+
+
 @pytest.mark.parametrize("overrides", [
     ["model=cnn", "model.train.max_epochs=2"],
     ["model=hmm", "model.n_iter=3"],
@@ -204,9 +236,10 @@ def test_missing_embedding_model_names_the_file(tiny_repo, tmp_path):
     assert "audioset-vggish-3.pb" in out and "essentia.upf.edu" in out
 
 
-def test_demucs_variants_share_one_separation(tiny_repo, tmp_path):
+def test_demucs_variants_share_one_separation_that_survives_kill_9(tiny_repo, tmp_path):
     """Demucs through the real loading code (a tiny model saved in demucs' own format):
-    demucs_percussive separates; switching to demucs_harmonic does not separate again."""
+    demucs_percussive separates (killed with -9 midway, then run again: no finished track is
+    separated twice); switching to demucs_harmonic does not separate again."""
     pytest.importorskip("demucs", reason="demucs is not installed (make setup installs it)")
     from genrelab.separation.demucs import save_tiny_demucs
 
@@ -214,10 +247,10 @@ def test_demucs_variants_share_one_separation(tiny_repo, tmp_path):
     save_tiny_demucs(repo, signature="0123abcd", bag="tinybag")
     common = ["-S", f"separation.demucs.repo={repo}", "-S", "separation.demucs.model=tinybag",
               "-S", "separation.demucs.device=cpu"]
-    out = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_percussive", *common).stdout
+    finished, out = _kill_during_separation(tiny_repo, ["-S", "variant=demucs_percussive", *common], "demucs", 24)
     assert "Running stage 'separate'" in out, out
     sep = json.loads((tiny_repo / "metrics/separation.json").read_text())
-    assert sep["computed"] + sep["reused"] == 24 and sep["failed"] == 0
+    assert (sep["reused"], sep["computed"], sep["failed"]) == (finished, 24 - finished, 0)
     assert sep["quality"]["n_tracks"] == 24  # SDR against the generator's true stems
     out = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_harmonic", *common).stdout
     assert "Running stage 'separate'" not in out and "Running stage 'features'" in out, out
@@ -236,10 +269,6 @@ def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
     proc = _dvc(tiny_repo, "exp", "run", "-S", "features.name=spectrum", check=False)
     assert proc.returncode != 0
     assert "valid choices: mfcc, mel, classic" in proc.stdout + proc.stderr
-
-
-def _ran(out: str) -> set[str]:
-    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
 
 
 def test_changing_the_split_or_seed_extracts_no_feature(tiny_repo):
@@ -263,39 +292,10 @@ def test_removing_the_store_changes_no_result(tiny_repo):
         assert (tiny_repo / path).read_bytes() == data, path
 
 
-def _entries(transform: str) -> int:
-    root = _STORE["dir"] / transform
-    return sum(1 for meta in root.glob("*/*/meta.json")) if root.is_dir() else 0
-
-
-@pytest.mark.parametrize("separator", ["hpss", "demucs"])
-def test_kill_9_during_separation_then_rerun_recomputes_no_finished_track(tiny_repo, tmp_path, separator):
-    import signal
-    import time
-
-    if separator == "hpss":
-        # settings no other test uses: every track starts unseparated
-        args = ["-S", "variant=hpss_percussive", "-S", "separation.hpss.kernel_size=29"]
-    else:
-        pytest.importorskip("demucs", reason="demucs is not installed (make setup installs it)")
-        from genrelab.separation.demucs import save_tiny_demucs
-
-        save_tiny_demucs(tmp_path / "w", signature="4567cdef", bag="killbag")  # fresh weights, fresh keys
-        args = ["-S", "variant=demucs_percussive", "-S", f"separation.demucs.repo={tmp_path / 'w'}",
-                "-S", "separation.demucs.model=killbag", "-S", "separation.demucs.device=cpu"]
-    cmd = [str(BIN / "dvc"), "exp", "run", *args]
-    start = _entries(separator)
-    proc = subprocess.Popen(cmd, cwd=tiny_repo, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    t0 = time.monotonic()
-    while _entries(separator) < start + 2 and proc.poll() is None and time.monotonic() - t0 < 300:
-        time.sleep(0.01)
-    os.killpg(proc.pid, signal.SIGKILL)  # dvc and the stage, at once
-    proc.wait()
-    finished = _entries(separator) - start
-    assert 0 < finished < 24, f"the kill came too late to test anything ({finished} finished)"
-    out = _dvc(tiny_repo, "exp", "run", *args).stdout
+def test_kill_9_during_separation_then_rerun_recomputes_no_finished_track(tiny_repo):
+    # settings no other test uses: every track starts unseparated (Demucs: see the test above)
+    finished, out = _kill_during_separation(
+        tiny_repo, ["-S", "variant=hpss_percussive", "-S", "separation.hpss.kernel_size=29"], "hpss", 24)
     assert "Running stage 'separate'" in out, out
     sep = json.loads((tiny_repo / "metrics/separation.json").read_text())
-    assert sep["reused"] == finished and sep["computed"] == 24 - finished and sep["failed"] == 0
-    assert _entries(separator) == start + 24
+    assert (sep["reused"], sep["computed"], sep["failed"]) == (finished, 24 - finished, 0)
