@@ -3,7 +3,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from genrelab.compute import ComputeSettings
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
 from genrelab.features import SliceSettings, extract_dataset, make_extractor
@@ -28,8 +27,7 @@ def main(args, params):
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
         sample_rate=int(params["audio"]["sample_rate"]),
         dataset_dir=Path(args.dataset), out_dir=Path(args.out), store=open_store(params.get("store")),
-        separation=params["separation"], separated=pd.read_csv(args.separated, dtype=str, keep_default_na=False),
-        compute=from_mapping(ComputeSettings, params.get("compute"), section="compute"))
+        separation=params["separation"], separated=pd.read_csv(args.separated, dtype=str, keep_default_na=False))
     write_json(args.metrics, summary)
 
 

@@ -1,7 +1,6 @@
 """Stage separate: every track's stems for the variant's separator, kept in the per-track store."""
 from pathlib import Path
 
-from genrelab.compute import ComputeSettings
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
 from genrelab.io import write_json, write_text
@@ -22,8 +21,7 @@ def main(args, params):
     store = open_store(params.get("store"))
     manifest, summary = separate_dataset(
         read_index(args.dataset), separator=separator, settings=params["separation"].get(separator, {}),
-        dataset_dir=Path(args.dataset), store=store, sample_rate=int(params["audio"]["sample_rate"]),
-        compute=from_mapping(ComputeSettings, params.get("compute"), section="compute"))
+        dataset_dir=Path(args.dataset), store=store, sample_rate=int(params["audio"]["sample_rate"]))
     write_text(args.out, manifest.to_csv(index=False))
     write_json(args.metrics, summary)
 

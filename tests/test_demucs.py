@@ -31,6 +31,17 @@ TINY_SIG = "0123abcd"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
 
 
+@pytest.fixture(autouse=True)
+def _in_this_process():
+    """Per-track maps run in this process here: the tests count calls and raise interrupts."""
+    from genrelab.compute import ComputeSettings, configure, default_settings
+
+    before = default_settings()
+    configure(ComputeSettings(workers=1))
+    yield
+    configure(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_repo(tmp_path_factory) -> Path:
     # A tiny random HTDemucs saved with demucs' own serialisation (+ bag file tinybag.yaml).

@@ -30,8 +30,8 @@ from genrelab.compute import ComputeSettings, map_tracks
 from genrelab.io import load_audio, write_audio, write_json
 from genrelab.store import Entry, Store, StoreError, canonical_json, key_settings, store_key
 
-__all__ = ["StemsJob", "stems_job", "object_job", "track_stems", "separate_chunk", "separate_tracks", "separate_dataset",
-           "score_track", "summarize_quality", "SEPARATED_PARTS", "TRUE_PARTS", "QUALITY_VERSION",
+__all__ = ["StemsJob", "stems_job", "object_job", "track_stems", "separate_chunk", "separate_track", "separate_tracks",
+           "separate_dataset", "score_track", "summarize_quality", "SEPARATED_PARTS", "TRUE_PARTS", "QUALITY_VERSION",
            "MANIFEST_COLUMNS"]
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,17 @@ QUALITY_VERSION = 1
 """Version of the per-track scores (bump when :func:`score_track` changes)."""
 
 
-@functools.lru_cache(maxsize=2)
-def _built_separator(name: str, settings_json: str):
-    """One separator per process and settings (Demucs loads its weights once)."""
+def _make_separator(name: str, settings_json: str):
     from genrelab.separation import make_separator
 
     return make_separator(name, **json.loads(settings_json))
+
+
+def _built_separator(name: str, settings_json: str):
+    """One separator per process and settings (Demucs loads its weights once per worker)."""
+    from genrelab.compute import worker_cached
+
+    return worker_cached(_make_separator, name, settings_json)
 
 
 def _weight_files(name: str, settings: Mapping[str, Any]) -> list[Path]:
@@ -94,7 +99,9 @@ class StemsJob:
     separator : object, optional
         An already built separator (used in this process; pickled to workers otherwise).
     batch_size : int
-        Tracks separated per call when the separator has ``separate_batch``.
+        Tracks per task and per ``separate_batch`` call (1 when the separator cannot batch).
+    gpu : bool
+        The separator runs on a CUDA device: its tasks ask the engine for a GPU.
     """
 
     store: Store
@@ -106,6 +113,7 @@ class StemsJob:
     build: tuple[str, str] | None = None
     separator: Any = field(default=None, compare=False)
     batch_size: int = 1
+    gpu: bool = False
 
     def key(self, audio_digest: str) -> str:
         """Store key of the stems of the audio with this content digest."""
@@ -144,25 +152,34 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
     genrelab.separation.MissingWeightsError
         Demucs weights are not on disk.
     """
-    from genrelab.separation import SEPARATORS, SeparationParameterError
+    from genrelab.separation import SEPARATORS, SeparationParameterError, resolve_device
 
     if separator not in SEPARATORS:
         raise SeparationParameterError(f"unknown separator {separator!r}; valid choices: {', '.join(sorted(SEPARATORS))}")
     settings = dict(settings or {})
     settings_json = canonical_json(settings)
+    built = None
     if load or any(not p.is_file() for p in _weight_files(separator, settings)):
         built = _built_separator(separator, settings_json)  # raises MissingWeightsError when absent
         stems = tuple(built.stems)
     else:
         stems = tuple(getattr(SEPARATORS[separator], "stems", ()) or _demucs_stems(settings))
     version = int(getattr(SEPARATORS[separator], "VERSION", 0))
+    device = resolve_device(settings.get("device", "auto"))
     key = key_settings(settings)
+    if "precision" in key:  # 'auto' means fp16 on CUDA, fp32 on the CPU: the key holds what runs
+        from genrelab.separation.demucs import resolve_precision
+
+        key["precision"] = resolve_precision(key["precision"], device)
     weights = _weight_files(separator, settings)
     if weights:
         key["weights"] = [store.digest(p) for p in weights]
+    batch = getattr(built, "batch_size", settings.get("batch_size", 1))
+    if not isinstance(batch, int) or batch < 1 or not callable(getattr(SEPARATORS[separator], "separate_batch", None)):
+        batch = 1
     return StemsJob(store=store, transform=separator, version=version, settings_key=canonical_json(key),
                     sr=int(sample_rate), stems=stems, build=(separator, settings_json),
-                    batch_size=int(settings.get("batch_size", 1) or 1))
+                    batch_size=batch, gpu=device.type == "cuda")
 
 
 def _demucs_stems(settings: Mapping[str, Any]) -> tuple[str, ...]:
@@ -320,9 +337,12 @@ def object_job(separator: Any, *, store: Store, sr: int, stems: Sequence[str] | 
     # the repr holds the settings; those that do not change the output must not split the store
     text = re.sub(r",? *(device|batch_size|progress)=('[^']*'|\w+)", "", repr(separator)) if has_repr else None
     settings = {"class": f"{cls.__module__}.{cls.__qualname__}", "repr": text}
+    batch = getattr(separator, "batch_size", 1)
+    if not isinstance(batch, int) or batch < 1 or not callable(getattr(separator, "separate_batch", None)):
+        batch = 1
     return StemsJob(store=store, transform=name, version=int(getattr(cls, "VERSION", 0)),
                     settings_key=canonical_json(settings), sr=int(sr), stems=stems, separator=separator,
-                    batch_size=int(getattr(separator, "batch_size", 1) or 1))
+                    batch_size=batch)
 
 
 def separate_tracks(tracks: Sequence[tuple[str, str | Path]], separator: Any, *, store: Store, sr: int,
@@ -384,28 +404,31 @@ def separate_tracks(tracks: Sequence[tuple[str, str | Path]], separator: Any, *,
     return pd.DataFrame(rows, columns=["track_id", "stem", "path", "status", "reason", "key"])
 
 
+def separate_track(track: Mapping[str, Any], job: StemsJob) -> dict[str, Any]:
+    """:func:`separate_chunk` of one track (the function mapped when tracks are not batched)."""
+    return separate_chunk([track], job)[0]
+
+
 def _run_chunks(items: list[dict[str, Any]], job: StemsJob, *, compute: ComputeSettings | None,
                 progress: bool) -> list[dict[str, Any]]:
-    """Map :func:`separate_chunk` over the tracks; results in track order."""
-    size = max(1, job.batch_size)
-    chunks = [items[i:i + size] for i in range(0, len(items), size)]
-    results: list[list[dict[str, Any]] | None] = [None] * len(chunks)
+    """Map the separation over the tracks (in batches when the separator batches); results in track order."""
+    batched = job.batch_size > 1
+    fn = functools.partial(separate_chunk if batched else separate_track, job=job)
+    results: list[dict[str, Any] | None] = [None] * len(items)
     counts = {"computed": 0, "reused": 0, "failed": 0}
-    fn = functools.partial(separate_chunk, job=job)
-    for i, res in map_tracks(fn, chunks, settings=compute, desc=f"separating ({job.transform})", progress=progress):
+    for i, res in map_tracks(fn, items, settings=compute, desc=f"separating ({job.transform})", progress=progress,
+                             resources={"GPU": 1} if job.gpu else None, batch_size=job.batch_size if batched else None):
         if isinstance(res, StoreError):
             raise res
-        if isinstance(res, BaseException):  # not a per-track error: report every track of the chunk
+        if isinstance(res, BaseException):  # not a per-track error (a worker died ...): report the track
             reason = f"{type(res).__name__}: {res}"
-            log.warning("tracks %s failed (%s)", [t["track_id"] for t in chunks[i]], reason)
-            res = [{"track_id": t["track_id"], "key": "", "status": "failed", "reason": reason, "scores": None}
-                   for t in chunks[i]]
-        for r in res:
-            counts[r["status"]] += 1
+            log.warning("track %s failed (%s)", items[i]["track_id"], reason)
+            res = {"track_id": items[i]["track_id"], "key": "", "status": "failed", "reason": reason, "scores": None}
+        counts[res["status"]] += 1
         results[i] = res
     log.info("separation (%s): %d computed, %d reused, %d failed", job.transform, counts["computed"],
              counts["reused"], counts["failed"])
-    return [r for chunk in results for r in (chunk or [])]
+    return [r for r in results if r is not None]
 
 
 def separate_dataset(index: pd.DataFrame, *, separator: str, settings: Mapping[str, Any] | None,
