@@ -3,18 +3,23 @@
 Writes random slices to a temporary ``.npy``, opens it with ``mmap_mode='r'`` as the
 pipeline does, trains each network for a few epochs with :func:`genrelab.deep.loop.fit` and
 prints slices per second and the fraction of step time spent loading data, on the CPU and,
-when present, on CUDA.
+when present, on CUDA. Each measurement is repeated (``--repeats``), alternating with a
+*minimal plain loop* (the whole array in memory as one tensor, ``X[idx]``, forward, backward,
+Adam step: the least a training loop can do) on the same data, network and batch size; the
+table gives the median and the range of each and the ratio of the medians (genrelab / plain:
+1 or more means genrelab's loop costs nothing).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_training.py                       # defaults below
-    .venv/bin/python benchmarks/bench_training.py --n-bins 128 --n-frames 431 --nets cnn rnn
+    .venv/bin/python benchmarks/bench_training.py --n-bins 128 --n-frames 431 --nets cnn rnn --repeats 7
     .venv/bin/python benchmarks/bench_training.py --device cuda --n-slices 4096 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import tempfile
@@ -42,8 +47,42 @@ def parse_args() -> argparse.Namespace:
                    help="'all' = CPU, plus CUDA when present")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads on the CPU (default: torch's)")
     p.add_argument("--augment", action="store_true", help="also time the default augmentations")
+    p.add_argument("--repeats", type=int, default=3, help="measurements per net and device (alternating with plain)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     return p.parse_args()
+
+
+def plain_epochs(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch_size: int, epochs: int,
+                 device: str, seed: int = 0, cpu_rates: list | None = None) -> float:
+    """The minimal loop: slices per second over ``epochs`` (after one warm-up epoch); the rate
+    per CPU second of this process is appended to ``cpu_rates``."""
+    model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(seed)
+    X, y = X.to(device), y.to(device)
+    seen, elapsed, cpu = 0, 0.0, 0.0
+    for epoch in range(epochs + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        perm = torch.randperm(len(X), generator=gen).to(device)
+        for start in range(0, len(X), batch_size):
+            idx = perm[start:start + batch_size]
+            loss = torch.nn.functional.cross_entropy(model(X[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if epoch > 0:
+            elapsed += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            seen += len(X)
+    if cpu_rates is not None:
+        cpu_rates.append(seen / cpu)
+    return seen / elapsed
+
+
+def _fmt(rates: list[float]) -> str:
+    return f"{float(np.median(rates)):7.0f} [{min(rates):.0f}-{max(rates):.0f}]"
 
 
 def main() -> None:
@@ -62,8 +101,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
     print(f"input: {args.n_slices} slices x ({args.n_bins} bins x {args.n_frames} frames) float32 memmap, "
-          f"batch {args.batch_size}, {args.epochs} epoch(s){', augmented' if augment else ''}")
-    header = f"{'net':<11} {'device':<6} {'params':>8} {'train slices/s':>15} {'data frac':>9} {'aug frac':>8} {'predict slices/s':>17}"
+          f"batch {args.batch_size}, {args.epochs} epoch(s){', augmented' if augment else ''}, "
+          f"{args.repeats} repeat(s); slices/s as median [min-max]")
+    header = (f"{'net':<11} {'device':<6} {'params':>8} {'train slices/s':>22} {'plain slices/s':>22} {'ratio':>6} "
+              f"{'data frac':>9} {'aug frac':>8} {'predict slices/s':>17}")
     print(header)
     print("-" * len(header))
     rows = []
@@ -84,25 +125,42 @@ def main() -> None:
                 two = net == "two_branch"
                 S = np.load(files[two], mmap_mode="r")
                 input_shape = S.shape[1:]
-                model = seeded_init(lambda: build_net(net, n_classes=args.n_classes, input_shape=input_shape), seed=0)
-                if warmup:
-                    fit(model, (S, y), settings=TrainSettings(batch_size=args.batch_size, max_epochs=1, patience=None),
-                        device=device, seed=0, augment=augment, progress=False)
-                result = fit(model, (S, y), settings=timed, device=device, seed=0, augment=augment, progress=False)
+                X_mem, y_mem = torch.from_numpy(np.load(files[two])), torch.from_numpy(y)
+                ours, plain, ours_cpu, plain_cpu = [], [], [], []
+                for _ in range(args.repeats):
+                    model = seeded_init(functools.partial(build_net, net, n_classes=args.n_classes,
+                                                          input_shape=input_shape), seed=0)
+                    if warmup:
+                        fit(model, (S, y), settings=TrainSettings(batch_size=args.batch_size, max_epochs=1, patience=None),
+                            device=device, seed=0, augment=augment, progress=False)
+                    c0 = time.process_time()
+                    result = fit(model, (S, y), settings=timed, device=device, seed=0, augment=augment, progress=False)
+                    ours_cpu.append(args.n_slices * timed.max_epochs / (time.process_time() - c0))
+                    ours.append(result.slices_per_second)
+                    reference = seeded_init(functools.partial(build_net, net, n_classes=args.n_classes,
+                                                              input_shape=input_shape), seed=0)
+                    plain.append(plain_epochs(reference, X_mem, y_mem, batch_size=args.batch_size,
+                                              epochs=args.epochs - warmup, device=device, cpu_rates=plain_cpu))
                 t0 = time.perf_counter()
                 predict_proba(model, S, batch_size=timed.eval_batch_size, device=device)
                 if device == "cuda":
                     torch.cuda.synchronize()
                 predict_rate = args.n_slices / (time.perf_counter() - t0)
+                ratio = float(np.median(ours)) / float(np.median(plain))
+                ratio_cpu = float(np.median(ours_cpu)) / float(np.median(plain_cpu))
                 row = {
                     "net": net, "device": result.device, "n_parameters": result.n_parameters,
-                    "train_slices_per_second": result.slices_per_second, "data_fraction": result.data_fraction,
-                    "augment_fraction": result.augment_fraction, "predict_slices_per_second": predict_rate,
-                    "input_shape": list(input_shape), "batch_size": args.batch_size,
+                    "train_slices_per_second": float(np.median(ours)), "train_rates": ours,
+                    "plain_slices_per_second": float(np.median(plain)), "plain_rates": plain, "ratio": ratio,
+                    "train_rates_per_cpu_second": ours_cpu, "plain_rates_per_cpu_second": plain_cpu, "ratio_cpu": ratio_cpu,
+                    "data_fraction": result.data_fraction, "augment_fraction": result.augment_fraction,
+                    "predict_slices_per_second": predict_rate, "input_shape": list(input_shape),
+                    "batch_size": args.batch_size,
                 }
                 rows.append(row)
-                print(f"{net:<11} {device:<6} {row['n_parameters']:>8} {row['train_slices_per_second']:>15.0f} "
-                      f"{row['data_fraction']:>9.3f} {row['augment_fraction']:>8.3f} {predict_rate:>17.0f}", flush=True)
+                print(f"{net:<11} {device:<6} {row['n_parameters']:>8} {_fmt(ours):>22} {_fmt(plain):>22} {ratio:6.2f} "
+                      f"{row['data_fraction']:>9.3f} {row['augment_fraction']:>8.3f} {predict_rate:>17.0f}"
+                      f"   per CPU second: {_fmt(ours_cpu)} vs {_fmt(plain_cpu)}, ratio {ratio_cpu:.2f}", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

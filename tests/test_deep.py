@@ -182,6 +182,32 @@ def test_fit_reads_memmap_in_batches(tmp_path):
     np.testing.assert_array_equal(proba, clf.predict_proba(S))
 
 
+@pytest.mark.parametrize("where", ["train", "valid"])
+def test_non_finite_loss_fails_the_run(where):
+    """A NaN loss stops training with a clear error instead of returning NaN weights."""
+    S, y = band_data(64, seed=0)
+    S_bad = S.copy()
+    S_bad[3, 0, 0] = np.nan
+    train, valid = ((S_bad, y), (S, y)) if where == "train" else ((S, y), (S_bad, y))
+    model = loop.seeded_init(lambda: build_net("cnn", n_classes=N_CLASSES, input_shape=(32, 32)), seed=0)
+    with pytest.raises(loop.NonFiniteLossError, match=f"epoch 1: the {'training' if where == 'train' else 'validation'} loss"):
+        fit(model, train, valid, settings=TrainSettings(max_epochs=3, batch_size=16), device="cpu", progress=False)
+
+
+def test_batches_come_from_torch_aligned_buffers(tmp_path):
+    S, y = band_data(40, seed=0)
+    np.save(tmp_path / "S.npy", S)
+    data = loop.IndexBatchDataset(np.load(tmp_path / "S.npy", mmap_mode="r"), y)
+    x, yy = data[np.array([7, 2, 30])]
+    assert x.data_ptr() % 64 == 0 and x.is_contiguous()
+    np.testing.assert_array_equal(x.numpy(), S[[2, 7, 30]])
+    np.testing.assert_array_equal(yy.numpy(), y[[2, 7, 30]])
+    x, _ = data[slice(5, 9)]
+    np.testing.assert_array_equal(x.numpy(), S[5:9])
+    with pytest.raises(IndexError):
+        data[np.array([0, 40])]
+
+
 def test_fit_rejects_bad_labels_and_shapes():
     S, y = band_data(32, seed=0)
     clf = TorchClassifier("cnn", n_classes=N_CLASSES, input_shape=(32, 32), train={"max_epochs": 1}, device="cpu")

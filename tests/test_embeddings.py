@@ -395,9 +395,18 @@ def test_two_workers_split_the_clips_and_agree(vggish, fake_graphs):
                             n_threads=1) as ex:
         assert len(ex._backends) == 2
         two = ex.embed_many(clips)
+        split = ex.embed(*clips[4])  # one clip, two workers: its patches are shared out
+        streamed = list(ex.embed_stream((k, y, sr) for k, (y, sr) in enumerate(clips)))
     one = vggish.embed_many(clips)
     assert len(two) == len(one) == 5
     for (a, ta), (b, tb) in zip(two, one):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(ta, tb)
+    assert len(split[0]) > 1
+    np.testing.assert_allclose(split[0], one[4][0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(split[1], one[4][1])
+    assert [k for k, _, _ in streamed] == list(range(5))
+    for (_, a, ta), (b, tb) in zip(streamed, one):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(ta, tb)
     with pytest.raises(ValueError, match="isolate=True"):

@@ -1,9 +1,14 @@
+import subprocess
+import sys
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from genrelab.config import ConfigError
-from genrelab.features import (KAGGLE_COLUMNS, ClassicFeatures, MelFeatures, MFCCFeatures, SliceSettings,
-                               make_extractor, slice_signal)
+from genrelab.features import (FEATURES, KAGGLE_COLUMNS, ClassicFeatures, MelFeatures, MFCCFeatures, SliceSettings,
+                               make_extractor, slice_signal, track_feature_sets, track_features)
+from genrelab.features.reference import reference_features
 
 SR = 22050
 
@@ -28,10 +33,34 @@ def test_signal_shorter_than_a_slice_is_an_error():
         slice_signal(np.zeros(SR), SR, SliceSettings(length_s=3.0))
 
 
-@pytest.mark.parametrize("bad", [{"length_s": -1.0}, {"length_s": 0.0}, {"overlap": 1.0}])
+@pytest.mark.parametrize("bad", [{"length_s": -1.0}, {"length_s": 0.0}, {"overlap": 1.0}, {"tolerance": 0.5},
+                                 {"tolerance": -0.1}, {"whole": True, "overlap": 0.5}])
 def test_invalid_slicing(bad):
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="slicing."):
         SliceSettings(**bad)
+
+
+def test_a_slice_a_few_samples_short_is_kept_and_zero_padded():
+    y = np.ones(int(29.98 * SR), np.float32)  # a short GTZAN clip
+    slices, starts = slice_signal(y, SR, SliceSettings(length_s=30.0))
+    assert slices.shape == (1, 30 * SR)
+    assert slices[0, len(y) - 1] == 1 and not slices[0, len(y):].any()
+    slices, starts = slice_signal(y, SR, SliceSettings(length_s=3.0))
+    assert slices.shape == (10, 3 * SR)  # not 9
+    np.testing.assert_allclose(starts, np.arange(10) * 3.0)
+    with pytest.raises(ValueError, match="shorter than one slice"):  # beyond the tolerance
+        slice_signal(y[: int(29.5 * SR)], SR, SliceSettings(length_s=30.0))
+    with pytest.raises(ValueError, match="shorter than one slice"):
+        slice_signal(y, SR, SliceSettings(length_s=30.0, tolerance=0.0))
+
+
+def test_whole_track_is_one_slice_and_has_no_frames():
+    y = np.random.default_rng(0).standard_normal((1, int(4.3 * SR))).astype(np.float32)
+    slices, starts = slice_signal(y, SR, SliceSettings(whole=True))
+    assert slices.shape == (1, 1, y.shape[-1]) and starts.tolist() == [0.0]
+    feats = track_features(y, SR, extractor=MelFeatures(n_mels=16), slicing=SliceSettings(whole=True))
+    assert feats.vector.shape == (1, 32) and feats.frames is None
+    assert SliceSettings(whole=True).min_duration_s() == 0.0
 
 
 def _tone(freq, seconds=3.0):
@@ -63,6 +92,72 @@ def test_mel_slices_are_independent_of_batch():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
 
 
+def _mixed_slices(n=4, seconds=2.0, seed=0):
+    """Slices that differ a lot in level and content (a batch where shared normalisation shows)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    rows = [0.5 * np.sin(2 * np.pi * 220 * t), 0.001 * rng.standard_normal(t.size),
+            np.sign(np.sin(2 * np.pi * 2 * t)) * rng.standard_normal(t.size) * 0.8,
+            0.3 * np.sin(2 * np.pi * 440 * 1.03 * t) + 0.3 * (rng.random(t.size) < 0.002)]
+    return np.stack(rows[:n]).astype(np.float32)
+
+
+SLICE_EXTRACTORS = [MFCCFeatures(), MFCCFeatures(n_mfcc=13, deltas=True, stats=("mean", "var", "max")),
+                    MelFeatures(), MelFeatures(n_mels=40, fmin=50.0, fmax=8000.0), ClassicFeatures()]
+
+
+def test_every_slice_extractor_is_tested():
+    tested = {type(ex) for ex in SLICE_EXTRACTORS}
+    assert tested == {cls for cls in FEATURES.values() if hasattr(cls, "extract")}
+
+
+@pytest.mark.parametrize("ex", SLICE_EXTRACTORS, ids=lambda ex: f"{ex.name}-{len(ex.names())}")
+def test_batched_equals_one_slice_at_a_time(ex):
+    """A slice's features do not depend on the other slices of its batch (dB reference, tuning,
+    onset envelope are per slice)."""
+    x = _mixed_slices()
+    batch = ex(x, SR)
+    for i in range(len(x)):
+        alone = ex(x[i:i + 1], SR)
+        np.testing.assert_allclose(batch.vector[i], alone.vector[0], rtol=1e-5, atol=1e-5 * np.abs(alone.vector).max())
+        if batch.frames is not None:
+            np.testing.assert_allclose(batch.frames[i], alone.frames[0], rtol=1e-5, atol=1e-4)
+    # and through track_features, whatever the batch size
+    y = x.reshape(1, -1)
+    slicing = SliceSettings(length_s=2.0)
+    a = track_features(y, SR, extractor=ex, slicing=slicing)
+    b = track_features(y, SR, extractor=ex, slicing=slicing, batch_slices=1)
+    np.testing.assert_allclose(a.vector, b.vector, rtol=1e-5, atol=1e-5 * np.abs(a.vector).max())
+
+
+@pytest.mark.parametrize("ex", SLICE_EXTRACTORS, ids=lambda ex: f"{ex.name}-{len(ex.names())}")
+def test_extractors_equal_their_plain_librosa_definition(ex):
+    x = _mixed_slices(seed=1)
+    fast = ex(x, SR)
+    for i in range(len(x)):
+        plain = reference_features(ex, x[i], SR)
+        assert plain.vector.shape == fast.vector[i:i + 1].shape
+        np.testing.assert_allclose(fast.vector[i], plain.vector[0], rtol=2e-4,
+                                   atol=1e-4 * max(1.0, np.abs(plain.vector).max()) if ex.name != "classic" else 1e-6)
+        if plain.frames is not None:
+            np.testing.assert_allclose(fast.frames[i], plain.frames[0], rtol=1e-4, atol=1e-3)
+
+
+def test_several_sets_share_one_analysis_and_equal_separate_runs():
+    y = _mixed_slices().reshape(1, -1)
+    slicing = SliceSettings(length_s=2.0)
+    exs = [ClassicFeatures(), MFCCFeatures(), MelFeatures()]
+    together = track_feature_sets(y, SR, extractors=exs, slicing=slicing)
+    assert list(together) == ["classic", "mfcc", "mel"]
+    for ex in exs:
+        alone = track_features(y, SR, extractor=ex, slicing=slicing)
+        np.testing.assert_array_equal(together[ex.name].vector, alone.vector)
+    # classic's 20 MFCC means are the mfcc set's (same definition, one computation)
+    cols = [KAGGLE_COLUMNS.index(f"mfcc{i}_mean") for i in range(1, 21)]
+    np.testing.assert_allclose(together["classic"].vector[:, cols], together["mfcc"].vector[:, :20], rtol=1e-5,
+                               atol=1e-4)
+
+
 def test_classic_features_have_kaggle_columns():
     ex = ClassicFeatures()
     y = _tone(440) + 0.05 * np.random.default_rng(0).standard_normal(3 * SR).astype(np.float32)
@@ -88,3 +183,44 @@ def test_kaggle_columns_match_the_published_header(shared_dir):
 def test_invalid_feature_settings(settings, match):
     with pytest.raises(ConfigError, match=match):
         make_extractor(settings)
+
+
+def test_classic_columns_match_the_kaggle_table_on_real_gtzan(shared_dir):
+    """Whole 30 s clips reproduce the Kaggle features_30_sec.csv rows (librosa < 0.10 framing,
+    beat_track tempo)."""
+    from genrelab.io import load_audio
+
+    table = pd.read_csv(shared_dir / "data/gtzan/kaggle_features_30_sec.rows_00000.csv").set_index("filename")
+    clips = sorted((shared_dir / "audio/gtzan_au").glob("*.00000.au"))
+    assert len(clips) == 10
+    ex, rows, refs = ClassicFeatures(), [], []
+    for path in clips:
+        y, _ = load_audio(path, sr=SR)
+        ref = table.loc[path.name.replace(".au", ".wav")]
+        assert ref["length"] == len(y)  # the table's "length" is the clip's sample count
+        rows.append(track_features(y[None], SR, extractor=ex, slicing=SliceSettings(whole=True)).vector[0])
+        refs.append(ref[list(KAGGLE_COLUMNS)].to_numpy(float))
+    ours, refs = np.array(rows, dtype=float), np.array(refs)
+    rel = np.abs(ours - refs) / np.abs(refs)
+    median = dict(zip(KAGGLE_COLUMNS, np.median(rel, axis=0)))
+    assert max(median.values()) < 0.01, sorted(median.items(), key=lambda kv: -kv[1])[:5]
+    tempo = KAGGLE_COLUMNS.index("tempo")
+    assert np.sum(np.abs(ours[:, tempo] - refs[:, tempo]) <= 1.0) >= 9, list(zip(ours[:, tempo], refs[:, tempo]))
+
+
+def test_a_real_gtzan_clip_short_of_30_s_keeps_its_30_s_slice(shared_dir):
+    from genrelab.io import load_audio
+
+    y, _ = load_audio(shared_dir / "audio/gtzan_au/jazz.00000.au", sr=SR)
+    y = y[: int(29.93 * SR)]  # the shortest GTZAN clips
+    feats = track_features(y[None], SR, extractor=MFCCFeatures(), slicing=SliceSettings(length_s=30.0))
+    assert feats.vector.shape == (1, 40)
+
+
+def test_classic_extraction_imports_neither_torch_nor_demucs():
+    code = ("import sys, numpy as np\n"
+            "from genrelab.features import ClassicFeatures\n"
+            "ClassicFeatures()(np.random.default_rng(0).standard_normal((2, 22050)).astype('float32'), 22050)\n"
+            "bad = [m for m in ('torch', 'demucs', 'tensorflow', 'essentia') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -34,6 +34,7 @@ __all__ = [
     "TrainSettings",
     "TrainResult",
     "IndexBatchDataset",
+    "NonFiniteLossError",
     "fit",
     "predict_proba",
     "resolve_device",
@@ -254,19 +255,24 @@ class IndexBatchDataset(torch.utils.data.Dataset):
     def __getitem__(self, idx: np.ndarray | slice) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not isinstance(idx, slice):
             idx = np.sort(np.asarray(idx, dtype=np.int64))
-        x = np.asarray(self.S[idx], dtype=np.float32)
-        if not (x.flags.writeable and x.flags.c_contiguous):
-            # a memmap view (basic slicing): read it into memory now, so the time counts as
-            # loading and torch gets a writable, contiguous buffer
-            x = np.array(x, dtype=np.float32, order="C")
-        x = torch.from_numpy(x)
+            n = len(idx)
+        else:
+            n = len(range(*idx.indices(len(self.S))))
+        # Read straight into a tensor from torch's allocator (64-byte aligned, like every
+        # tensor the model makes): numpy's buffers are only 16-byte aligned, and oneDNN's
+        # convolutions ran at two speeds depending on where a batch happened to land.
+        x = torch.empty((n, *self.S.shape[1:]), dtype=torch.float32)
+        out = x.numpy()
+        if isinstance(idx, slice):
+            out[...] = self.S[idx]
+        elif self.S.dtype == np.float32:
+            if n and (idx[0] < 0 or idx[-1] >= len(self.S)):
+                raise IndexError(f"slice indices must be in [0, {len(self.S)}), got [{idx[0]}, {idx[-1]}]")
+            np.take(self.S, idx, axis=0, out=out, mode="clip")  # in range: no buffering
+        else:
+            out[...] = self.S[idx]
         y = None if self.y is None else torch.from_numpy(self.y[idx])
         return x, y
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _check_xy(S: ArrayLike, y: np.ndarray, *, name: str, n_classes: int | None) -> np.ndarray:
@@ -298,14 +304,15 @@ def _n_classes(model: nn.Module) -> int | None:
 def _evaluate(model: nn.Module, data: IndexBatchDataset, *, batch_size: int, device: torch.device) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``data``."""
     model.eval()
-    total_loss, correct = 0.0, 0
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(data), batch_size):
         x, y = data[slice(start, start + batch_size)]
-        x, y = x.to(device), y.to(device)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x)
-        total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y).sum())
-    return total_loss / len(data), correct / len(data)
+        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").double()
+        correct += (logits.argmax(dim=1) == y).sum()
+    return float(total_loss) / len(data), int(correct) / len(data)
 
 
 def predict_proba(
@@ -353,6 +360,200 @@ def predict_proba(
 
 # --------------------------------------------------------------------------------------------
 # the training loop
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training or validation loss became NaN or infinite: the run fails, no weights ship."""
+
+
+@dataclass
+class _Run:
+    """What one :func:`fit` call carries from epoch to epoch."""
+
+    model: nn.Module
+    train: IndexBatchDataset
+    valid: IndexBatchDataset | None
+    settings: TrainSettings
+    device: torch.device
+    optimizer: torch.optim.Optimizer
+    shuffle_gen: torch.Generator
+    augment_gen: torch.Generator
+    augment: Augment | None
+    result: TrainResult
+    best: float
+    best_state: dict[str, torch.Tensor] | None = None
+    stale: int = 0
+    train_seconds: float = 0.0  # training passes only (validation excluded)
+    load_seconds: float = 0.0
+    augment_seconds: float = 0.0
+    n_seen: int = 0
+
+
+class _Stopwatch:
+    """Time spent in one phase of the training steps, without synchronising CUDA per batch.
+
+    On the CPU every operation is synchronous, so ``perf_counter`` differences are exact. On
+    CUDA, a pair of events brackets each interval on the stream; their durations are read once
+    per epoch, after the one synchronisation that reading the epoch's loss needs anyway.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.seconds = 0.0
+        self._pairs: list[tuple[Any, Any]] = []
+        self._t0: Any = None
+
+    def start(self) -> None:
+        if self.cuda:
+            self._t0 = torch.cuda.Event(enable_timing=True)
+            self._t0.record()
+        else:
+            self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        if self.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._pairs.append((self._t0, end))
+        else:
+            self.seconds += time.perf_counter() - self._t0
+
+    def collect(self) -> float:
+        """Total seconds so far (call after the stream was synchronised)."""
+        for start, end in self._pairs:
+            self.seconds += start.elapsed_time(end) / 1000.0
+        self._pairs.clear()
+        return self.seconds
+
+
+def _start_run(model: nn.Module, train: tuple[ArrayLike, np.ndarray], valid: tuple[ArrayLike, np.ndarray] | None, *,
+               settings: TrainSettings, device: torch.device, seed: int, augment: Augment | None) -> tuple[_Run, int]:
+    """Check the data, move the model, build optimiser and generators. Returns the run and the
+    seed of torch's global generator (dropout) for this fit."""
+    if not isinstance(settings, TrainSettings):
+        raise ValueError(f"settings must be a TrainSettings, got {type(settings).__name__}")
+    n_classes = _n_classes(model)
+    y_train = _check_xy(train[0], train[1], name="train", n_classes=n_classes)
+    valid_data = None
+    if valid is not None:
+        y_valid = _check_xy(valid[0], valid[1], name="valid", n_classes=n_classes)
+        if tuple(valid[0].shape[1:-1]) != tuple(train[0].shape[1:-1]):
+            raise ValueError(f"valid slices have shape {valid[0].shape[1:]}, train slices {train[0].shape[1:]}")
+        valid_data = IndexBatchDataset(valid[0], y_valid)
+    seed_shuffle, seed_augment, seed_torch = _derive_seeds(seed, 3)
+    model.to(device)
+    result = TrainResult(monitor=settings.monitor, device=str(device),
+                         n_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    run = _Run(
+        model=model, train=IndexBatchDataset(train[0], y_train), valid=valid_data, settings=settings, device=device,
+        optimizer=torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay),
+        shuffle_gen=torch.Generator().manual_seed(seed_shuffle),
+        augment_gen=torch.Generator(device=device).manual_seed(seed_augment),
+        augment=augment, result=result, best=math.inf if _MONITORS[settings.monitor] == "min" else -math.inf,
+    )
+    return run, seed_torch
+
+
+def _train_epoch(run: _Run, epoch: int) -> tuple[float, float]:
+    """One pass over the training set in random order. Returns (mean loss, accuracy).
+
+    Loss and accuracy accumulate on the device and are read once, at the end of the epoch, so
+    a CUDA run never waits for the GPU inside the pass.
+
+    Raises
+    ------
+    NonFiniteLossError
+        If the epoch's loss is NaN or infinite.
+    """
+    model, settings, device = run.model, run.settings, run.device
+    model.train()
+    order = torch.randperm(len(run.train), generator=run.shuffle_gen).numpy()
+    aug_watch = _Stopwatch(device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    t_start = time.perf_counter()
+    for start in range(0, len(order), settings.batch_size):
+        t0 = time.perf_counter()
+        x, y = run.train[order[start:start + settings.batch_size]]
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        run.load_seconds += time.perf_counter() - t0
+        if run.augment is not None:
+            aug_watch.start()
+            x = run.augment(x, generator=run.augment_gen)
+            aug_watch.stop()
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        run.optimizer.step()
+        loss_sum += loss.detach().double() * len(y)
+        correct += (logits.detach().argmax(dim=1) == y).sum()
+    mean_loss = float(loss_sum) / len(order)  # the epoch's one synchronisation
+    run.train_seconds += time.perf_counter() - t_start
+    run.augment_seconds += aug_watch.collect()
+    run.n_seen += len(order)
+    if not math.isfinite(mean_loss):
+        raise NonFiniteLossError(
+            f"epoch {epoch}: the training loss is {mean_loss} (not finite); the run is stopped and no weights "
+            f"are kept. Lower train.lr (now {settings.lr:g}), set train.grad_clip (now {settings.grad_clip}), "
+            "or check the features for NaN/inf values")
+    return mean_loss, int(correct) / len(order)
+
+
+def _validate_epoch(run: _Run, entry: dict[str, Any], epoch: int) -> bool:
+    """Score the validation set into ``entry``; whether ``monitor`` improved on the best so far."""
+    if run.valid is None:
+        return True
+    entry["val_loss"], entry["val_accuracy"] = _evaluate(run.model, run.valid,
+                                                         batch_size=run.settings.eval_batch_size, device=run.device)
+    if not math.isfinite(entry["val_loss"]):
+        raise NonFiniteLossError(f"epoch {epoch}: the validation loss is {entry['val_loss']} (not finite); the "
+                                 "weights have diverged, so the run is stopped and none are kept")
+    score = entry[run.settings.monitor]
+    delta = run.settings.min_delta
+    improved = score < run.best - delta if _MONITORS[run.settings.monitor] == "min" else score > run.best + delta
+    if improved:
+        run.best = score
+    return improved
+
+
+def _keep_or_count(run: _Run, epoch: int, improved: bool) -> None:
+    """Remember the weights of an improving epoch; count epochs without improvement."""
+    result = run.result
+    if improved:
+        result.best_epoch = epoch
+        result.best_score = None if run.valid is None else float(run.best)
+        run.stale = 0
+        if run.valid is not None:
+            run.best_state = {k: v.detach().to("cpu", copy=True) for k, v in run.model.state_dict().items()}
+    else:
+        run.stale += 1
+
+
+def _should_stop(run: _Run, epoch: int) -> bool:
+    settings = run.settings
+    if run.valid is None or settings.patience is None or run.stale < settings.patience:
+        return False
+    run.result.stopped_early = epoch < settings.max_epochs
+    log.info("early stopping after epoch %d: %s did not improve for %d epochs (best %.4f at epoch %d)",
+             epoch, settings.monitor, run.stale, run.best, run.result.best_epoch)
+    return True
+
+
+def _finish(run: _Run, t_fit: float) -> TrainResult:
+    """Restore the best weights, fill in the timings."""
+    if run.best_state is not None:
+        run.model.load_state_dict(run.best_state)
+    run.model.eval()
+    result = run.result
+    result.train_seconds = time.perf_counter() - t_fit
+    total = run.train_seconds
+    result.slices_per_second = run.n_seen / total if total > 0 else 0.0
+    result.data_fraction = run.load_seconds / total if total > 0 else 0.0
+    result.augment_fraction = run.augment_seconds / total if total > 0 else 0.0
+    return result
 
 
 def fit(
@@ -403,117 +604,27 @@ def fit(
     ------
     ValueError
         On mismatched shapes, labels out of range, or an empty training set.
+    NonFiniteLossError
+        If the training or validation loss becomes NaN or infinite (the model's weights are
+        then not usable; nothing should be saved).
     """
-    if not isinstance(settings, TrainSettings):
-        raise ValueError(f"settings must be a TrainSettings, got {type(settings).__name__}")
     device = resolve_device(device)
-    n_classes = _n_classes(model)
-    y_train = _check_xy(train[0], train[1], name="train", n_classes=n_classes)
-    train_data = IndexBatchDataset(train[0], y_train)
-    valid_data = None
-    if valid is not None:
-        y_valid = _check_xy(valid[0], valid[1], name="valid", n_classes=n_classes)
-        if tuple(valid[0].shape[1:-1]) != tuple(train[0].shape[1:-1]):
-            raise ValueError(f"valid slices have shape {valid[0].shape[1:]}, train slices {train[0].shape[1:]}")
-        valid_data = IndexBatchDataset(valid[0], y_valid)
-
-    seed_shuffle, seed_augment, seed_torch = _derive_seeds(seed, 3)
-    shuffle_gen = torch.Generator().manual_seed(seed_shuffle)
-    augment_gen = torch.Generator(device=device).manual_seed(seed_augment)
-
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    mode = _MONITORS[settings.monitor]
-    result = TrainResult(
-        monitor=settings.monitor, device=str(device),
-        n_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
-    )
-    best_state: dict[str, torch.Tensor] | None = None
-    best = math.inf if mode == "min" else -math.inf
-    stale = 0
-    t_load = t_aug = t_step = 0.0
-    n_seen = 0
-    n = len(train_data)
-    bs = settings.batch_size
     t_fit = time.perf_counter()
-
+    run, seed_torch = _start_run(model, train, valid, settings=settings, device=device, seed=seed, augment=augment)
     with torch.random.fork_rng(devices=_fork_devices(device)):
         torch.manual_seed(seed_torch)
         epochs = tqdm(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
         for epoch in epochs:
             t_epoch = time.perf_counter()
-            model.train()
-            order = torch.randperm(n, generator=shuffle_gen).numpy()
-            loss_sum, correct = 0.0, 0
-            for start in range(0, n, bs):
-                t0 = time.perf_counter()
-                x, y = train_data[order[start : start + bs]]
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                _sync(device)
-                t1 = time.perf_counter()
-                if augment is not None:
-                    x = augment(x, generator=augment_gen)
-                    _sync(device)
-                t2 = time.perf_counter()
-                logits = model(x)
-                loss = nn.functional.cross_entropy(logits, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if settings.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-                optimizer.step()
-                loss_sum += float(loss.detach()) * len(y)
-                correct += int((logits.detach().argmax(dim=1) == y).sum())
-                _sync(device)
-                t3 = time.perf_counter()
-                t_load += t1 - t0
-                t_aug += t2 - t1
-                t_step += t3 - t2
-                n_seen += len(y)
-            if not math.isfinite(loss_sum):
-                log.warning("epoch %d: non-finite training loss; stopping", epoch)
-                result.stopped_early = True
-                break
-
-            entry: dict[str, Any] = {
-                "epoch": epoch, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-                "val_loss": None, "val_accuracy": None,
-            }
-            improved = True
-            if valid_data is not None:
-                entry["val_loss"], entry["val_accuracy"] = _evaluate(
-                    model, valid_data, batch_size=settings.eval_batch_size, device=device
-                )
-                score = entry[settings.monitor]
-                improved = score < best - settings.min_delta if mode == "min" else score > best + settings.min_delta
-                if improved:
-                    best = score
+            loss, accuracy = _train_epoch(run, epoch)
+            entry: dict[str, Any] = {"epoch": epoch, "train_loss": loss, "train_accuracy": accuracy,
+                                     "val_loss": None, "val_accuracy": None}
+            improved = _validate_epoch(run, entry, epoch)
             entry["seconds"] = time.perf_counter() - t_epoch
-            result.history.append(entry)
-            result.epochs_run = epoch
-            if improved:
-                result.best_epoch = epoch
-                result.best_score = None if valid_data is None else float(best)
-                stale = 0
-                if valid_data is not None:
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            else:
-                stale += 1
+            run.result.history.append(entry)
+            run.result.epochs_run = epoch
+            _keep_or_count(run, epoch, improved)
             epochs.set_postfix({k: round(v, 4) for k, v in entry.items() if isinstance(v, float)})
-            if valid_data is not None and settings.patience is not None and stale >= settings.patience:
-                result.stopped_early = epoch < settings.max_epochs
-                log.info(
-                    "early stopping after epoch %d: %s did not improve for %d epochs (best %.4f at epoch %d)",
-                    epoch, settings.monitor, stale, best, result.best_epoch,
-                )
+            if _should_stop(run, epoch):
                 break
-
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    total = t_load + t_aug + t_step
-    result.train_seconds = time.perf_counter() - t_fit
-    result.slices_per_second = n_seen / total if total > 0 else 0.0
-    result.data_fraction = t_load / total if total > 0 else 0.0
-    result.augment_fraction = t_aug / total if total > 0 else 0.0
-    return result
+    return _finish(run, t_fit)

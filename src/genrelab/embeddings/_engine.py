@@ -102,6 +102,10 @@ class PatchEngine:
             return np.zeros((0, self.n_bands), dtype=np.float32)
         return np.asarray(rows, dtype=np.float32)
 
+    def frames_many(self, signals: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`frames` of several signals."""
+        return [self.frames(y) for y in signals]
+
     def predict(self, patches: np.ndarray) -> np.ndarray:
         """Run the graph on ``patches [shape=(n, patch_size, n_bands)]``; returns ``(n, dim)``."""
         n = patches.shape[0]

@@ -48,14 +48,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from genrelab.embeddings.patching import min_samples, patch_times
+from genrelab.embeddings.patching import make_patches, min_samples, patch_times
 from genrelab.embeddings.catalog import MissingModelError, EssentiaModelSpec, get_spec, model_path
 from genrelab.io import read_json
 
@@ -518,9 +519,75 @@ class EmbeddingExtractor(_EssentiaModel):
             signals.append(self._prepare(y, sr, first_index + i if first_index >= 0 else -1))
         if not signals:
             return []
-        outputs = self._map("embed", signals)
+        if len(signals) < len(self._backends):
+            outputs = self._embed_split(signals)
+        else:
+            outputs = self._map("embed", signals)
         hop = dict(patch_hop=self.patch_hop, hop_size=self.spec.hop_size, sample_rate=self.sample_rate)
         return [(np.asarray(o, dtype=np.float32), patch_times(len(o), **hop)) for o in outputs]
+
+    def _embed_split(self, signals: list[np.ndarray]) -> list[np.ndarray]:
+        """Fewer clips than workers: every worker takes a share of the patches, so that one clip
+        uses every worker. The log-mel frames (a few % of the work) come from the workers,
+        patches are cut here with the same arithmetic as in the workers."""
+        frames = self._map("frames_many", signals)
+        per_clip = [make_patches(f, patch_size=self.spec.patch_size, patch_hop=self.patch_hop) for f in frames]
+        counts = [len(p) for p in per_clip]
+        patches = np.concatenate(per_clip)
+        if len(patches) == 0:
+            return [np.zeros((0, self.dim), dtype=np.float32) for _ in signals]
+        k = min(len(self._backends), len(patches))
+        bounds = np.linspace(0, len(patches), k + 1).round().astype(int)
+        waits = [b.call_async("predict", patches[lo:hi]) for b, lo, hi in zip(self._backends, bounds[:-1], bounds[1:])]
+        results, error = [], None
+        for wait in waits:  # collect every answer, so that no reply is left in a pipe
+            try:
+                results.append(wait())
+            except EssentiaWorkerError as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return np.split(np.concatenate(results), np.cumsum(counts)[:-1])
+
+    def embed_stream(self, clips: Iterable[tuple[Any, np.ndarray, int]]) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+        """Embed ``(key, y, sr)`` clips as they come, one clip per worker at a time.
+
+        While the workers run the model, this process pulls (decodes) and resamples the next
+        clips from the iterator, so decoding overlaps inference. Results come in input order.
+
+        Parameters
+        ----------
+        clips : iterable of (key, y, sr)
+            Any key, a mono signal and its sample rate; a generator is consumed lazily.
+
+        Yields
+        ------
+        key, embeddings [shape=(n_patches, dim)], patch_times_s [shape=(n_patches,)]
+        """
+        self._check_open()
+        hop = dict(patch_hop=self.patch_hop, hop_size=self.spec.hop_size, sample_rate=self.sample_rate)
+        free = list(self._backends)
+        busy: deque = deque()
+        try:
+            for i, (key, y, sr) in enumerate(clips):
+                prepared = self._prepare(y, sr, i)
+                if not free:
+                    backend, done_key, wait = busy.popleft()
+                    out = wait()[0]
+                    free.append(backend)
+                    yield done_key, np.asarray(out, dtype=np.float32), patch_times(len(out), **hop)
+                backend = free.pop()
+                busy.append((backend, key, backend.call_async("embed", [prepared])))
+            while busy:
+                backend, done_key, wait = busy.popleft()
+                out = wait()[0]
+                yield done_key, np.asarray(out, dtype=np.float32), patch_times(len(out), **hop)
+        finally:
+            for _, _, wait in busy:  # an error or an abandoned generator: drain the pipes
+                try:
+                    wait()
+                except Exception:
+                    pass
 
 
 # --------------------------------------------------------------------------------------

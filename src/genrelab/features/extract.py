@@ -25,7 +25,8 @@ from genrelab.compute import ComputeSettings, map_tracks
 from genrelab.config import ConfigError
 from genrelab.features.extractors import settings_dict
 from genrelab.features.sets import FeatureWriter
-from genrelab.features.slicing import SliceSettings, slice_signal
+from genrelab.features.slicing import SliceSettings
+from genrelab.features.track import TrackFeatures, track_feature_sets
 from genrelab.store import Entry, Store, StoreError, canonical_json, key_settings, store_key
 
 __all__ = ["extract_dataset", "FeaturesJob", "features_job", "track_entry", "TrackFeatures", "track_features"]
@@ -113,7 +114,7 @@ def features_job(extractor: Any, *, variant: Any, slicing: SliceSettings, sample
     key = {"extractor": _extractor_key(extractor, store), "channels": [list(ch) for ch in variant.channels],
            "sr": int(sample_rate)}
     if not hasattr(extractor, "embed_track"):  # embeddings cut their own patches: slicing does not matter
-        key["slicing"] = {"length_s": float(slicing.length_s), "overlap": float(slicing.overlap)}
+        key["slicing"] = key_settings(settings_dict(slicing))
     return FeaturesJob(store=store, extractor=extractor, variant=variant, slicing=slicing, sr=int(sample_rate),
                        dataset_dir=str(Path(dataset_dir).absolute()), stems=stems, settings_key=canonical_json(key))
 
@@ -244,7 +245,7 @@ def extract_dataset(
                                      settings=settings_dict(extractor), variant=settings_dict(variant),
                                      slicing=settings_dict(slicing))
     longest = float(index["duration_s"].max()) if len(index) else 0.0
-    if slicing.length_s > longest and not hasattr(extractor, "embed_track"):
+    if slicing.min_duration_s() > longest and not hasattr(extractor, "embed_track"):
         raise ConfigError(f"slicing.length_s: {slicing.length_s} s is longer than every clip "
                           f"(longest {longest:.2f} s); choose at most {longest:.2f}")
     if hasattr(extractor, "load"):
@@ -366,25 +367,6 @@ def _write_table_features(table_path: Path, index: pd.DataFrame, *, labels: list
     return summary
 
 
-@dataclass
-class TrackFeatures:
-    """Features of the slices of one track.
-
-    Attributes
-    ----------
-    vector : np.ndarray [shape=(n_slices, n_channels * n_features)], float32
-        Summary features, channel after channel (the layout of the features stage's ``X``).
-    frames : np.ndarray [shape=(n_slices, n_bins, n_frames) or (n_slices, n_channels, n_bins, n_frames)] or None
-        Time-frequency frames (the features stage's ``S``); ``None`` for extractors without.
-    starts_s : np.ndarray [shape=(n_slices,)]
-        Start time of each slice in seconds.
-    """
-
-    vector: np.ndarray
-    frames: np.ndarray | None
-    starts_s: np.ndarray
-
-
 def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
                    batch_slices: int = 64) -> TrackFeatures:
     """Slice one track and extract per-slice features, as the features stage does.
@@ -410,25 +392,10 @@ def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
     ------
     ValueError
         If the signal is shorter than one slice.
+
+    See Also
+    --------
+    genrelab.features.track.track_feature_sets : several extractors from one analysis.
     """
-    y = np.asarray(y, dtype=np.float32)
-    if y.ndim != 2:
-        raise ValueError(f"y must have shape (n_channels, n), got {y.shape}")
-    if hasattr(extractor, "embed_track"):  # pretrained embeddings: the model's patches are the slices
-        vector, starts = extractor.embed_track(y, sr)
-        return TrackFeatures(vector=vector, frames=None, starts_s=starts)
-    if batch_slices < 1:
-        raise ValueError(f"batch_slices must be positive, got {batch_slices}")
-    slices, starts = slice_signal(y, sr, slicing)  # (n_slices, n_channels, L)
-    n_slices, n_ch, length = slices.shape
-    vectors, frames = [], []
-    for i in range(0, n_slices, batch_slices):
-        part = slices[i:i + batch_slices]
-        batch = extractor(part.reshape(len(part) * n_ch, length), sr)
-        vectors.append(batch.vector.reshape(len(part), -1))
-        if batch.frames is not None:
-            fr = batch.frames.reshape(len(part), n_ch, *batch.frames.shape[1:])
-            frames.append(fr[:, 0] if n_ch == 1 else fr)
-    return TrackFeatures(vector=np.concatenate(vectors).astype(np.float32),
-                         frames=np.concatenate(frames).astype(np.float32) if frames else None,
-                         starts_s=starts)
+    (feats,) = track_feature_sets(y, sr, extractors=[extractor], slicing=slicing, batch_slices=batch_slices).values()
+    return feats

@@ -7,7 +7,17 @@ Every extractor maps a batch of equal-length slices to
 * ``frames`` : np.ndarray [shape=(n_slices, n_bins, n_frames)] or None, the time-frequency
   representation the deep models read.
 
-Extractors live in the :data:`FEATURES` registry and are built by :func:`make_extractor`.
+Each slice's features depend on that slice alone (dB clipping, tuning and onset envelopes are
+per slice), never on the other slices of a batch or on the batch size. Extractors read their
+spectra from a shared :class:`~genrelab.features.analysis.SliceAnalysis`
+(``extractor.extract(analysis)``), so that one STFT per slice serves every extractor and
+descriptor; ``extractor(slices, sr)`` makes a fresh analysis. All of them frame slices as
+``librosa.stft(..., center=True, pad_mode='reflect')`` (see :mod:`~genrelab.features.analysis`);
+:mod:`~genrelab.features.reference` writes each one as plain librosa calls on one slice.
+
+Extractors live in the :data:`FEATURES` registry and are built by :func:`make_extractor`. Each
+class has a ``VERSION``: the per-track store keys results on it, so it is raised whenever the
+numbers an extractor returns change.
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from genrelab.config import ConfigError, from_mapping, require_choice
+from genrelab.features.analysis import SliceAnalysis
 
 __all__ = ["FeatureBatch", "STATS", "MFCCFeatures", "MelFeatures", "KAGGLE_COLUMNS", "ClassicFeatures",
            "EMBEDDING_MODELS", "EmbeddingFeatures", "TableFeatures", "FEATURES", "make_extractor", "settings_dict"]
@@ -31,24 +42,33 @@ class FeatureBatch:
     frames: np.ndarray | None
 
 
-def _stats(frames: np.ndarray, stats: tuple[str, ...]) -> np.ndarray:
-    """Summary statistics over time. frames (n, bins, T) -> (n, bins * len(stats))."""
-    funcs = {"mean": np.mean, "std": np.std, "var": np.var, "min": np.min, "max": np.max}
-    return np.concatenate([funcs[s](frames, axis=-1) for s in stats], axis=-1)
-
-
 STATS = ("mean", "std", "var", "min", "max")
+
+
+def _stats(frames: np.ndarray, stats: tuple[str, ...], *, axis: int = -1) -> np.ndarray:
+    """Summary statistics over time. frames (n, bins, T) -> (n, bins * len(stats)), float32."""
+    funcs = {"mean": np.mean, "std": np.std, "var": np.var, "min": np.min, "max": np.max}
+    return np.concatenate([funcs[s](frames, axis=axis) for s in stats], axis=-1).astype(np.float32)
+
+
+def _dct(db: np.ndarray, n: int) -> np.ndarray:
+    """First ``n`` orthonormal DCT-II coefficients along the last axis (librosa's MFCC)."""
+    import scipy.fft
+
+    return scipy.fft.dct(db, type=2, norm="ortho", axis=-1)[..., :n]
 
 
 @dataclass(frozen=True)
 class MFCCFeatures:
-    """MFCC frame sequences and their summary statistics (librosa).
+    """MFCC frame sequences and their summary statistics.
 
+    ``librosa.feature.mfcc(y=slice, sr=sr, n_mfcc=..., n_mels=..., n_fft=..., hop_length=...,
+    pad_mode='reflect')`` of each slice (log-mel clipped 80 dB below the slice's own maximum).
     ``frames`` is (n_slices, n_mfcc * (1 + 2 * deltas), n_frames); ``vector`` holds each
     coefficient's ``stats`` over time.
     """
 
-    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
+    VERSION: ClassVar[int] = 2  # 2: per-slice dB reference, reflect-padded frames
     name: str = "mfcc"
     n_mfcc: int = 20
     n_mels: int = 128
@@ -72,22 +92,28 @@ class MFCCFeatures:
             rows += [f"dmfcc{i + 1}" for i in range(self.n_mfcc)] + [f"ddmfcc{i + 1}" for i in range(self.n_mfcc)]
         return [f"{r}_{s}" for s in self.stats for r in rows]
 
-    def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
-        import librosa
-
-        m = librosa.feature.mfcc(y=slices, sr=sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft,
-                                 hop_length=self.hop_length, n_mels=self.n_mels)
+    def extract(self, analysis: SliceAnalysis) -> FeatureBatch:
+        db = analysis.mel_db(self.n_fft, self.hop_length, self.n_mels, 0.0, None, 80.0)
+        m = np.ascontiguousarray(_dct(db, self.n_mfcc).transpose(0, 2, 1))
         if self.deltas:
+            import librosa
+
             m = np.concatenate([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)], axis=-2)
-        m = m.astype(np.float32)
-        return FeatureBatch(_stats(m, self.stats).astype(np.float32), m)
+        return FeatureBatch(_stats(m, self.stats), m)
+
+    def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
+        return self.extract(SliceAnalysis(slices, sr))
 
 
 @dataclass(frozen=True)
 class MelFeatures:
-    """Log-mel spectrograms (dB, absolute reference so that slices stay independent)."""
+    """Log-mel spectrograms (dB re 1, no clipping, so that slices stay independent).
 
-    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
+    ``librosa.power_to_db(librosa.feature.melspectrogram(y=slice, ..., pad_mode='reflect'),
+    ref=1.0, amin=1e-10, top_db=None)``.
+    """
+
+    VERSION: ClassVar[int] = 2  # 2: reflect-padded frames
     name: str = "mel"
     n_mels: int = 96
     n_fft: int = 2048
@@ -106,13 +132,12 @@ class MelFeatures:
     def names(self) -> list[str]:
         return [f"mel{i + 1}_{s}" for s in self.stats for i in range(self.n_mels)]
 
-    def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
-        import librosa
+    def extract(self, analysis: SliceAnalysis) -> FeatureBatch:
+        db = analysis.mel_db(self.n_fft, self.hop_length, self.n_mels, self.fmin, self.fmax, None)
+        return FeatureBatch(_stats(db, self.stats, axis=1), np.ascontiguousarray(db.transpose(0, 2, 1)))
 
-        S = librosa.feature.melspectrogram(y=slices, sr=sr, n_fft=self.n_fft, hop_length=self.hop_length,
-                                           n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax)
-        S = librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
-        return FeatureBatch(_stats(S, self.stats).astype(np.float32), S)
+    def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
+        return self.extract(SliceAnalysis(slices, sr))
 
 
 KAGGLE_COLUMNS: tuple[str, ...] = (
@@ -128,64 +153,71 @@ KAGGLE_COLUMNS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ClassicFeatures:
-    """The classic descriptor set of the Kaggle GTZAN features table, per slice.
+    """The classic descriptor set of the Kaggle GTZAN features tables, per slice.
 
     chroma_stft, rms, spectral centroid, bandwidth, rolloff, zero-crossing rate, harmony and
     perceptr (the harmonic and percussive waveforms of an HPSS), tempo, and 20 MFCCs; mean and
-    variance of each, with the table's column names (:data:`KAGGLE_COLUMNS`). No frames.
+    variance of each, with the tables' column names (:data:`KAGGLE_COLUMNS`). No frames.
+
+    The definitions are those that produced the Kaggle tables (librosa before 0.10, hence
+    reflect-padded frames); on a whole 30 s GTZAN clip (``slicing.whole=true``) every column
+    equals ``features_30_sec.csv`` to float rounding:
+
+    * ``tempo``: the global tempo of ``librosa.beat.beat_track(y=slice, sr=sr)``, i.e.
+      ``librosa.feature.tempo`` of the onset envelope aggregated with the *median* over mel
+      bands (the plain ``onset_strength`` mean doubles or halves it on about 30 % of GTZAN);
+    * ``harmony``/``perceptr``: ``librosa.effects.hpss`` with its inverse STFT
+      ``hop_length * (n_frames - 1)`` samples long, zero-padded to the slice (librosa < 0.10);
+    * the rest: ``librosa.feature.*`` with ``n_fft`` / ``hop_length`` (frame length ``n_fft``
+      for rms and zero-crossing rate) and the tuning of ``chroma_stft`` estimated per slice.
+
+    See :mod:`~genrelab.features.descriptors` for each computation.
     """
 
-    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
+    VERSION: ClassVar[int] = 2  # 2: per-slice tuning/onsets, beat_track tempo, Kaggle framing and HPSS
     name: str = "classic"
     n_fft: int = 2048
     hop_length: int = 512
 
+    def __post_init__(self) -> None:
+        for key in ("n_fft", "hop_length"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"features.{key}: must be positive, got {getattr(self, key)}")
+
     def names(self) -> list[str]:
         return list(KAGGLE_COLUMNS)
 
-    def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
-        import librosa
+    def extract(self, analysis: SliceAnalysis) -> FeatureBatch:
+        from genrelab.features import descriptors as d
 
-        kw = dict(n_fft=self.n_fft, hop_length=self.hop_length)
-        feats = {
-            "chroma_stft": librosa.feature.chroma_stft(y=slices, sr=sr, **kw),
-            "rms": librosa.feature.rms(y=slices, frame_length=self.n_fft, hop_length=self.hop_length),
-            "spectral_centroid": librosa.feature.spectral_centroid(y=slices, sr=sr, **kw),
-            "spectral_bandwidth": librosa.feature.spectral_bandwidth(y=slices, sr=sr, **kw),
-            "rolloff": librosa.feature.spectral_rolloff(y=slices, sr=sr, **kw),
-            "zero_crossing_rate": librosa.feature.zero_crossing_rate(
-                slices, frame_length=self.n_fft, hop_length=self.hop_length),
-        }
-        harmonic, percussive = _hpss_waveforms(slices, n_fft=self.n_fft, hop_length=self.hop_length)
-        onset = librosa.onset.onset_strength(y=slices, sr=sr, hop_length=self.hop_length)
-        tempo = np.asarray(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=self.hop_length))
-        tempo = tempo.reshape(len(slices))
-        mfcc = librosa.feature.mfcc(y=slices, sr=sr, n_mfcc=20, **kw)
+        a, n_fft, hop = analysis, self.n_fft, self.hop_length
         cols: dict[str, np.ndarray] = {}
-        for key, f in feats.items():
-            cols[f"{key}_mean"] = f.mean(axis=(-2, -1))
-            cols[f"{key}_var"] = f.var(axis=(-2, -1))
-        cols["harmony_mean"], cols["harmony_var"] = harmonic.mean(axis=-1), harmonic.var(axis=-1)
-        cols["perceptr_mean"], cols["perceptr_var"] = percussive.mean(axis=-1), percussive.var(axis=-1)
-        cols["tempo"] = tempo
+
+        def add(key: str, values: np.ndarray) -> None:
+            axes = tuple(range(1, values.ndim))
+            cols[f"{key}_mean"] = values.mean(axis=axes, dtype=np.float64)
+            cols[f"{key}_var"] = values.var(axis=axes, dtype=np.float64)
+
+        add("chroma_stft", d.chroma(a, n_fft, hop))
+        add("rms", d.rms(a, n_fft, hop))
+        centroid, bandwidth = d.spectral_shape(a, n_fft, hop)
+        add("spectral_centroid", centroid)
+        add("spectral_bandwidth", bandwidth)
+        add("rolloff", d.rolloff(a, n_fft, hop))
+        add("zero_crossing_rate", d.zero_crossing_rate(a, n_fft, hop))
+        harmonic, percussive = d.hpss_waveforms(a, n_fft, hop)
+        add("harmony", harmonic)
+        add("perceptr", percussive)
+        del harmonic, percussive
+        cols["tempo"] = d.tempo(d.onset_envelope(a, n_fft, hop), a.sr, hop)
+        mfcc = _dct(a.mel_db(n_fft, hop, 128, 0.0, None, 80.0), 20)  # (n, frames, 20)
+        means, variances = mfcc.mean(axis=1, dtype=np.float64), mfcc.var(axis=1, dtype=np.float64)
         for i in range(20):
-            cols[f"mfcc{i + 1}_mean"] = mfcc[:, i].mean(axis=-1)
-            cols[f"mfcc{i + 1}_var"] = mfcc[:, i].var(axis=-1)
-        vector = np.stack([cols[c] for c in KAGGLE_COLUMNS], axis=-1).astype(np.float32)
-        return FeatureBatch(vector, None)
+            cols[f"mfcc{i + 1}_mean"], cols[f"mfcc{i + 1}_var"] = means[:, i], variances[:, i]
+        return FeatureBatch(np.stack([cols[c] for c in KAGGLE_COLUMNS], axis=-1).astype(np.float32), None)
 
-
-def _hpss_waveforms(slices: np.ndarray, *, n_fft: int, hop_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Harmonic and percussive waveforms of each slice (fast HPSS when available)."""
-    try:
-        from genrelab.separation.hpss import hpss_batch
-    except ImportError:  # pragma: no cover - the fast path ships with the package
-        import librosa
-
-        h, p = librosa.effects.hpss(slices, n_fft=n_fft, hop_length=hop_length)
-        return h, p
-    out = hpss_batch(list(slices), n_fft=n_fft, hop_length=hop_length)
-    return np.stack([h for h, _ in out]), np.stack([p for _, p in out])
+    def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
+        return self.extract(SliceAnalysis(slices, sr))
 
 
 EMBEDDING_MODELS = {"musicnn": "msd-musicnn-1", "vggish": "audioset-vggish-3",
@@ -259,8 +291,11 @@ class EmbeddingFeatures:
         if cache is None:
             from genrelab.embeddings import EmbeddingExtractor
 
+            # One single-threaded model worker per core (one inside a compute task, where the
+            # cores are shared out already): two 1-thread TensorFlow sessions beat one 2-thread one.
             cache = _EMBEDDERS[self] = EmbeddingExtractor(self.model, models_dir=self.models_dir, output=self._node(),
-                                                          patch_hop=self.patch_hop, batch_size=self.batch_size)
+                                                          patch_hop=self.patch_hop, batch_size=self.batch_size,
+                                                          n_workers=_model_workers(), n_threads=1)
         return cache
 
     def embed_track(self, y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
@@ -280,7 +315,7 @@ class EmbeddingFeatures:
         from genrelab.embeddings import pool
 
         ext = self._extractor()
-        per_channel = [ext.embed(ch, sr) for ch in np.atleast_2d(y)]
+        per_channel = ext.embed_many([(ch, sr) for ch in np.atleast_2d(y)])
         n = min(len(e) for e, _ in per_channel)
         if n == 0:
             raise ValueError("too short for one embedding patch")
@@ -296,6 +331,13 @@ class EmbeddingFeatures:
 _EMBEDDERS: dict[EmbeddingFeatures, Any] = {}
 
 
+def _model_workers() -> int:
+    """Embedding model processes to start: one per core, or one inside a compute task."""
+    from genrelab import cluster, compute
+
+    return 1 if compute._in_worker() else cluster.local_cpus()
+
+
 @dataclass(frozen=True)
 class TableFeatures:
     """Rows of a published feature table imported by the prepare stage (``dataset=*_table``).
@@ -303,6 +345,7 @@ class TableFeatures:
     Nothing is extracted: the rows of ``<dataset>/table.npz`` become the feature sets.
     """
 
+    VERSION: ClassVar[int] = 1
     name: str = "table"
     precomputed: bool = True
 

@@ -58,6 +58,9 @@ class TrainStageSettings:
 def _input_shape(kind: str, fs: FeatureSet) -> tuple[int, ...]:
     if kind == "vector":
         return (fs.X.shape[1],)
+    if fs.S is None and (fs.info.get("slicing") or {}).get("whole"):
+        raise ConfigError("model reads frames but slicing.whole=true makes one summary row per track (tracks differ "
+                          "in length); use slicing.whole=false with features=mel or features=mfcc")
     if fs.S is None:
         raise ConfigError(f"model reads frames but features {fs.info['features'].get('name')!r} make none; "
                           "use features=mel or features=mfcc")

@@ -10,20 +10,13 @@ experiment reuses what another one separated (:mod:`genrelab.separation.dataset`
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from genrelab.separation.demucs import (
-    DEMUCS_STEMS,
-    DemucsLoadError,
-    DemucsSeparator,
-    MissingWeightsError,
-    load_demucs_model,
-    required_weight_files,
-)
 # The function ``hpss`` is not re-exported: it would shadow the submodule ``separation.hpss``.
 # Use ``from genrelab.separation.hpss import hpss``.
 from genrelab.separation.hpss import (
@@ -34,6 +27,37 @@ from genrelab.separation.hpss import (
     resolve_device,
 )
 from genrelab.separation.quality import sdr, si_sdr
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genrelab.separation.dataset import StemsJob, separate_dataset, separate_tracks, stems_job, track_stems
+    from genrelab.separation.demucs import (
+        DEMUCS_STEMS,
+        DemucsLoadError,
+        DemucsSeparator,
+        MissingWeightsError,
+        load_demucs_model,
+        required_weight_files,
+    )
+
+# Demucs (torch) and the stage functions (pandas) are imported on first use, so that
+# ``genrelab.separation.hpss`` is reached without them (PEP 562 module ``__getattr__``).
+_LAZY = {
+    "DEMUCS_STEMS": "genrelab.separation.demucs", "DemucsLoadError": "genrelab.separation.demucs",
+    "DemucsSeparator": "genrelab.separation.demucs", "MissingWeightsError": "genrelab.separation.demucs",
+    "load_demucs_model": "genrelab.separation.demucs", "required_weight_files": "genrelab.separation.demucs",
+    "StemsJob": "genrelab.separation.dataset", "separate_dataset": "genrelab.separation.dataset",
+    "separate_tracks": "genrelab.separation.dataset", "stems_job": "genrelab.separation.dataset",
+    "track_stems": "genrelab.separation.dataset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEMUCS_STEMS",
@@ -71,11 +95,18 @@ class Separator(Protocol):
     def separate(self, y: np.ndarray, sr: int) -> dict[str, np.ndarray]: ...
 
 
+def _demucs_separator(*args: Any, **settings: Any) -> Separator:
+    """:class:`~genrelab.separation.demucs.DemucsSeparator` (imports torch and demucs now)."""
+    from genrelab.separation.demucs import DemucsSeparator
+
+    return DemucsSeparator(*args, **settings)
+
+
 SEPARATORS: dict[str, Callable[..., Separator]] = {
     "hpss": HPSSSeparator,
-    "demucs": DemucsSeparator,
+    "demucs": _demucs_separator,
 }
-"""Separator classes by configuration name."""
+"""Separator factories by configuration name (Demucs is imported only when it is built)."""
 
 
 def make_separator(name: str, **settings: Any) -> Separator:
@@ -107,12 +138,3 @@ def make_separator(name: str, **settings: Any) -> Separator:
             f"unknown separator {name!r}; valid choices: {', '.join(sorted(SEPARATORS))}"
         ) from None
     return factory(**settings)
-
-
-from genrelab.separation.dataset import (  # noqa: E402  (uses make_separator lazily)
-    StemsJob,
-    separate_dataset,
-    separate_tracks,
-    stems_job,
-    track_stems,
-)

@@ -65,6 +65,17 @@ def _built_separator(name: str, settings_json: str):
     return worker_cached(_make_separator, name, settings_json)
 
 
+def _separator_class(name: str) -> Any:
+    """The class a registry name builds (its ``VERSION``, ``stems`` and ``separate_batch``)."""
+    from genrelab.separation import SEPARATORS
+
+    if name == "demucs":  # the registry holds a factory that imports torch only when called
+        from genrelab.separation.demucs import DemucsSeparator
+
+        return DemucsSeparator
+    return SEPARATORS[name]
+
+
 def _weight_files(name: str, settings: Mapping[str, Any]) -> list[Path]:
     """Files whose content the separator's output depends on (Demucs weights)."""
     if name != "demucs":
@@ -156,6 +167,7 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
 
     if separator not in SEPARATORS:
         raise SeparationParameterError(f"unknown separator {separator!r}; valid choices: {', '.join(sorted(SEPARATORS))}")
+    cls = _separator_class(separator)
     settings = dict(settings or {})
     settings_json = canonical_json(settings)
     built = None
@@ -163,8 +175,8 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
         built = _built_separator(separator, settings_json)  # raises MissingWeightsError when absent
         stems = tuple(built.stems)
     else:
-        stems = tuple(getattr(SEPARATORS[separator], "stems", ()) or _demucs_stems(settings))
-    version = int(getattr(SEPARATORS[separator], "VERSION", 0))
+        stems = tuple(getattr(cls, "stems", ()) or _demucs_stems(settings))
+    version = int(getattr(cls, "VERSION", 0))
     device = resolve_device(settings.get("device", "auto"))
     key = key_settings(settings)
     if "precision" in key:  # 'auto' means fp16 on CUDA, fp32 on the CPU: the key holds what runs
@@ -175,7 +187,7 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
     if weights:
         key["weights"] = [store.digest(p) for p in weights]
     batch = getattr(built, "batch_size", settings.get("batch_size", 1))
-    if not isinstance(batch, int) or batch < 1 or not callable(getattr(SEPARATORS[separator], "separate_batch", None)):
+    if not isinstance(batch, int) or batch < 1 or not callable(getattr(cls, "separate_batch", None)):
         batch = 1
     return StemsJob(store=store, transform=separator, version=version, settings_key=canonical_json(key),
                     sr=int(sample_rate), stems=stems, build=(separator, settings_json),

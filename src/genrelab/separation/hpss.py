@@ -36,6 +36,10 @@ median). The test suite (``tests/test_hpss.py``) checks, on float32 input:
 
 Measured: about ``2e-7`` of the input peak on a 30 s GTZAN clip (``benchmarks/bench_hpss.py``).
 
+Imports: the CPU path needs numpy, numba and librosa only; torch is imported when a CUDA device
+(or a torch tensor) is actually used, so that ``from genrelab.separation.hpss import hpss`` costs
+no torch start-up.
+
 Caveat: for clips of exactly 2 STFT frames, scipy 1.17's ``median_filter`` (hence librosa)
 returns garbage/NaN; this implementation follows the documented ``'reflect'`` extension there.
 """
@@ -45,23 +49,26 @@ from __future__ import annotations
 import functools
 import logging
 import numbers
+import os
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
-import torch
 
-from genrelab.devices import resolve_device
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = [
     "HPSSSeparator",
     "SeparationParameterError",
     "hpss",
     "hpss_batch",
+    "harmonic_mask",
     "median_filter_reflect",
     "resolve_device",
 ]
@@ -74,8 +81,46 @@ class SeparationParameterError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Devices
+# Devices and threads
 # ---------------------------------------------------------------------------------------------
+
+
+def resolve_device(device: Any = "auto") -> Any:
+    """:func:`genrelab.devices.resolve_device` (imports torch; kept here for compatibility)."""
+    from genrelab.devices import resolve_device as resolve
+
+    return resolve(device)
+
+
+def _device(device: Any) -> Any:
+    """``'cpu'`` without importing torch when the CPU is asked for (or is the only choice), else a
+    CUDA ``torch.device``; raises the resolver's ValueError for bad names or absent CUDA."""
+    from genrelab.devices import cuda_possible
+
+    if isinstance(device, str) and (device == "cpu" or (device == "auto" and not cuda_possible())):
+        return "cpu"
+    dev = resolve_device(device)
+    return "cpu" if dev.type == "cpu" else dev
+
+
+def _is_tensor(x: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def cpu_threads() -> int:
+    """Threads this process may use for the compiled median filters.
+
+    ``NUMBA_NUM_THREADS`` when set (the worker processes of :mod:`genrelab.compute` set it to 1),
+    else the cores this process may run on.
+    """
+    env = os.environ.get("NUMBA_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)
@@ -147,30 +192,42 @@ def _thread_pool(n_threads: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _median_columns_cpu(x: np.ndarray, k: int) -> np.ndarray:
-    """Median filter down axis 0 of a C-contiguous (n, cols) array on the CPU.
+def _median_columns_many(pairs: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> None:
+    """Median filter down axis 0 of each C-contiguous ``(n, cols)`` array ``x`` into ``out``.
 
-    The compiled kernel releases the GIL, so blocks of columns run in parallel on
-    ``torch.get_num_threads()`` Python threads (numba's own OpenMP pool is avoided: alternating
-    it with torch's OpenMP regions made both spin against each other on small machines).
+    The compiled kernel releases the GIL, so blocks of columns (of all arrays together) run in
+    parallel on :func:`cpu_threads` Python threads (numba's own OpenMP pool is avoided:
+    alternating it with torch's OpenMP regions made both spin against each other on small
+    machines).
     """
-    n, cols = x.shape
-    src = _reflect_indices(n, k, torch.device("cpu")).numpy()
-    out = np.empty_like(x)
-    blocks = [(c, min(cols, c + _COLUMN_BLOCK)) for c in range(0, cols, _COLUMN_BLOCK)]
-    n_threads = max(1, torch.get_num_threads())
-    if n_threads == 1 or len(blocks) == 1:
-        for c0, c1 in blocks:
-            _running_median_columns(x, src, out, k, c0, c1)
-        return out
+    tasks = []
+    for x, out in pairs:
+        n, cols = x.shape
+        src = _reflect_indices_numpy(n, k)
+        tasks += [(x, src, out, k, c, min(cols, c + _COLUMN_BLOCK)) for c in range(0, cols, _COLUMN_BLOCK)]
+    n_threads = cpu_threads()
+    if n_threads == 1 or len(tasks) == 1:
+        for task in tasks:
+            _running_median_columns(*task)
+        return
     pool = _thread_pool(n_threads)
-    for f in [pool.submit(_running_median_columns, x, src, out, k, c0, c1) for c0, c1 in blocks]:
+    for f in [pool.submit(_running_median_columns, *task) for task in tasks]:
         f.result()
-    return out
+
+
+_TRANSPOSE_ROWS = 256  # rows per transposed chunk when filtering along the last axis (stays in cache)
+
+
+def _reflect_indices_numpy(n: int, k: int) -> np.ndarray:
+    """Indices of the half-sample symmetric extension of a length-``n`` axis for size ``k``."""
+    j = np.remainder(np.arange(n + k - 1) - k // 2, 2 * n)
+    return np.where(j >= n, 2 * n - 1 - j, j)
 
 
 def _reflect_indices(n: int, k: int, device: torch.device) -> torch.Tensor:
-    """Indices of the half-sample symmetric extension of a length-``n`` axis for size ``k``."""
+    """:func:`_reflect_indices_numpy` as a tensor on ``device``."""
+    import torch
+
     j = torch.arange(n + k - 1, device=device) - k // 2
     period = 2 * n
     j = torch.remainder(j, period)
@@ -192,6 +249,8 @@ def _median_filter_torch(x: torch.Tensor, k: int, *, max_elements: int = 1 << 25
     -------
     torch.Tensor [shape=(rows, n)]
     """
+    import torch
+
     rows, n = x.shape
     padded = x.index_select(1, _reflect_indices(n, k, x.device))
     out = torch.empty_like(x)
@@ -227,24 +286,49 @@ def median_filter_reflect(x: np.ndarray | torch.Tensor, size: int, *, axis: int 
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
         raise SeparationParameterError(f"median filter size must be a positive integer, got {size!r}")
     size = int(size)
-    is_numpy = isinstance(x, np.ndarray)
-    t = torch.from_numpy(np.asarray(x)) if is_numpy else x
+    if _is_tensor(x):
+        return _median_filter_tensor(x, size, axis)
+    a = np.asarray(x)
+    if a.ndim == 0:
+        raise SeparationParameterError("median_filter_reflect needs an array with at least one axis")
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float32)
+    if a.shape[axis] == 0 or a.size == 0:
+        return a.copy()
+    a = np.ascontiguousarray(a)
+    axis = axis % a.ndim
+    n = a.shape[axis]
+    lead, rest = int(np.prod(a.shape[:axis])), int(np.prod(a.shape[axis + 1:]))
+    out = np.empty_like(a)
+    if rest > 1:  # each leading index is an (n, rest) block with contiguous columns: no copies
+        x3, o3 = a.reshape(lead, n, rest), out.reshape(lead, n, rest)
+        _median_columns_many([(x3[i], o3[i]) for i in range(lead)], size)
+        return out
+    # the filtered axis is the last: transpose chunks of rows into columns and back
+    x2, o2 = a.reshape(lead, n), out.reshape(lead, n)
+    chunks = [(r, np.ascontiguousarray(x2[r:r + _TRANSPOSE_ROWS].T)) for r in range(0, lead, _TRANSPOSE_ROWS)]
+    pairs = [(xt, np.empty_like(xt)) for _, xt in chunks]
+    _median_columns_many(pairs, size)
+    for (r, _), (_, ot) in zip(chunks, pairs):
+        o2[r:r + _TRANSPOSE_ROWS] = ot.T
+    return out
+
+
+def _median_filter_tensor(t: torch.Tensor, size: int, axis: int) -> torch.Tensor:
+    """:func:`median_filter_reflect` of a tensor (CPU tensors go through the compiled kernel)."""
+    import torch
+
     if t.ndim == 0:
         raise SeparationParameterError("median_filter_reflect needs an array with at least one axis")
     if t.dtype not in (torch.float32, torch.float64):
         t = t.to(torch.float32)
     if t.shape[axis] == 0 or t.numel() == 0:
-        out = t.clone()
-    elif t.device.type == "cpu":
-        # Filtered axis first, everything else flattened into contiguous columns.
-        moved = torch.movedim(t, axis, 0)
-        cols = np.ascontiguousarray(moved.reshape(moved.shape[0], -1).numpy())
-        out = torch.movedim(torch.from_numpy(_median_columns_cpu(cols, size)).reshape(moved.shape), 0, axis)
-    else:
-        moved = torch.movedim(t, axis, -1)
-        rows = moved.reshape(-1, moved.shape[-1]).contiguous()
-        out = torch.movedim(_median_filter_torch(rows, size).reshape(moved.shape), -1, axis)
-    return np.ascontiguousarray(out.numpy()) if is_numpy else out
+        return t.clone()
+    if t.device.type == "cpu":
+        return torch.from_numpy(median_filter_reflect(t.numpy(), size, axis=axis))
+    moved = torch.movedim(t, axis, -1)
+    rows = moved.reshape(-1, moved.shape[-1]).contiguous()
+    return torch.movedim(_median_filter_torch(rows, size).reshape(moved.shape), -1, axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,7 +374,7 @@ def _check_settings(
 
 
 def _check_signal(y: Any, *, name: str = "y") -> np.ndarray:
-    if isinstance(y, torch.Tensor):
+    if _is_tensor(y):
         y = y.detach().cpu().numpy()
     y = np.asarray(y)
     if y.ndim != 1:
@@ -331,6 +415,8 @@ def _softmask_numpy(x: np.ndarray, x_ref: np.ndarray, *, power: float, split_zer
 
 def _softmask(x: torch.Tensor, x_ref: torch.Tensor, *, power: float, split_zeros: bool) -> torch.Tensor:
     """``librosa.util.softmask`` for non-negative float tensors."""
+    import torch
+
     if not np.isfinite(power):
         return (x > x_ref).to(x.dtype)
     z = torch.maximum(x, x_ref)
@@ -340,6 +426,38 @@ def _softmask(x: torch.Tensor, x_ref: torch.Tensor, *, power: float, split_zeros
     ref = (x_ref / z) ** power
     mask = mask / (mask + ref)
     return torch.where(bad, torch.full_like(mask, 0.5 if split_zeros else 0.0), mask)
+
+
+def harmonic_mask(
+    mag: np.ndarray, *, time_axis: int = -1, freq_axis: int = -2, kernel_size: int | tuple[int, int] = 31,
+    power: float = 2.0,
+) -> np.ndarray:
+    """Soft mask of the harmonic part of a magnitude spectrogram, as ``librosa.decompose.hpss``.
+
+    For margin 1 (the masks of both parts then sum to one, so the percussive mask is
+    ``1 - mask``): median filters of ``mag`` along time (harmonic) and frequency (percussive),
+    then ``librosa.util.softmask(harmonic, percussive, power=power, split_zeros=True)``.
+
+    Parameters
+    ----------
+    mag : np.ndarray [shape=(..., n_bins, n_frames) or any axis order], float32 or float64
+        Magnitudes (non-negative, finite); each leading index is filtered on its own.
+    time_axis, freq_axis : int
+        Axes of ``mag`` that hold frames and frequency bins.
+    kernel_size : int > 0 or (int, int)
+        Median filter length in frames (harmonic) and bins (percussive).
+    power : float > 0
+        Exponent of the soft mask; ``np.inf`` gives a hard mask.
+
+    Returns
+    -------
+    mask : np.ndarray [shape=mag.shape]
+        Weights in [0, 1] of the harmonic part.
+    """
+    win_h, win_p, *_ = _check_settings(kernel_size, 1.0, power, 2048, 512)
+    harm = median_filter_reflect(mag, win_h, axis=time_axis)
+    perc = median_filter_reflect(mag, win_p, axis=freq_axis)
+    return _softmask_numpy(harm, perc, power=power, split_zeros=True)
 
 
 def _hpss_numpy(
@@ -368,15 +486,17 @@ def _hpss_numpy(
         warnings.filterwarnings("ignore", message="n_fft=.* is too large", category=UserWarning)
         stft = librosa.stft(x, pad_mode="constant", **stft_kw)  # (batch, freq, frames), complex64
     mag = np.abs(stft)
+    split_zeros = margin_h == 1 and margin_p == 1
+    if split_zeros and np.isfinite(power):
+        # Complementary masks: see _hpss_tensor.
+        mask_h = harmonic_mask(mag, kernel_size=(win_h, win_p), power=power)
+        del mag
+        y_h = librosa.istft(stft * mask_h, length=n, dtype=np.float32, **stft_kw)
+        return y_h, x - y_h
     harm = median_filter_reflect(mag, win_h, axis=-1)
     perc = median_filter_reflect(mag, win_p, axis=-2)
     del mag
-    split_zeros = margin_h == 1 and margin_p == 1
     mask_h = _softmask_numpy(harm, perc * margin_h, power=power, split_zeros=split_zeros)
-    if split_zeros and np.isfinite(power):
-        # Complementary masks: see _hpss_tensor.
-        y_h = librosa.istft(stft * mask_h, length=n, dtype=np.float32, **stft_kw)
-        return y_h, x - y_h
     mask_p = _softmask_numpy(perc, harm * margin_p, power=power, split_zeros=split_zeros)
     y_h = librosa.istft(stft * mask_h, length=n, dtype=np.float32, **stft_kw)
     y_p = librosa.istft(stft * mask_p, length=n, dtype=np.float32, **stft_kw)
@@ -395,6 +515,8 @@ def _hpss_tensor(
     hop_length: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """HPSS of a batch of equal-length clips, shape (batch, n) -> two (batch, n) tensors."""
+    import torch
+
     n = x.shape[-1]
     window = torch.hann_window(n_fft, periodic=True, dtype=x.dtype, device=x.device)
     stft = torch.stft(
@@ -419,6 +541,13 @@ def _hpss_tensor(
     mask_p = _softmask(perc, harm * margin_p, power=power, split_zeros=split_zeros)
     del harm, perc, mag
     return istft(stft * mask_h), istft(stft * mask_p)
+
+
+def _hpss_cuda(x: np.ndarray, dev: torch.device, settings: dict) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    with torch.inference_mode():
+        return tuple(t.cpu().numpy() for t in _hpss_tensor(torch.from_numpy(x).to(dev), **settings))
 
 
 def hpss_batch(
@@ -466,24 +595,23 @@ def hpss_batch(
             "pass list(array)"
         )
     clips = [_check_signal(y, name=f"ys[{i}]") for i, y in enumerate(ys)]
-    dev = resolve_device(device)
+    dev = _device(device)
     by_length: dict[int, list[int]] = {}
     for i, y in enumerate(clips):
         by_length.setdefault(y.shape[0], []).append(i)
     results: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(clips)
-    with torch.inference_mode():
-        for idx in by_length.values():
-            for start in range(0, len(idx), max_batch):
-                chunk = idx[start : start + max_batch]
-                x = np.stack([clips[i] for i in chunk])
-                settings = {"win_h": win_h, "win_p": win_p, "margin_h": m_h, "margin_p": m_p,
-                            "power": power, "n_fft": n_fft, "hop_length": hop_length}
-                if dev.type == "cpu":
-                    h, p = _hpss_numpy(x, **settings)
-                else:
-                    h, p = (t.cpu().numpy() for t in _hpss_tensor(torch.from_numpy(x).to(dev), **settings))
-                for row, i in enumerate(chunk):
-                    results[i] = (np.ascontiguousarray(h[row]), np.ascontiguousarray(p[row]))
+    settings = {"win_h": win_h, "win_p": win_p, "margin_h": m_h, "margin_p": m_p,
+                "power": power, "n_fft": n_fft, "hop_length": hop_length}
+    for idx in by_length.values():
+        for start in range(0, len(idx), max_batch):
+            chunk = idx[start : start + max_batch]
+            x = np.stack([clips[i] for i in chunk])
+            if dev == "cpu":
+                h, p = _hpss_numpy(x, **settings)
+            else:
+                h, p = _hpss_cuda(x, dev, settings)
+            for row, i in enumerate(chunk):
+                results[i] = (np.ascontiguousarray(h[row]), np.ascontiguousarray(p[row]))
     return results  # type: ignore[return-value]
 
 
@@ -580,7 +708,7 @@ class HPSSSeparator:
         self.power = power
         self.n_fft = n_fft
         self.hop_length = hop_length
-        self.device = resolve_device(device)
+        self.device = _device(device)
 
     def __repr__(self) -> str:
         return (
