@@ -370,3 +370,55 @@ def test_failed_download_is_a_missing_weights_error(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError, match="network is unreachable") as info:
         DemucsSeparator("htdemucs", repo=tmp_path, download=True, device="cpu")
     assert "955717e8-8726e21a.th" in str(info.value)
+
+
+class Streaming(CountingSeparator):
+    """Fake GPU separator with ``separate_stream`` (decoding through ``load``, as Demucs does)."""
+
+    batch_size = 2
+
+    def __init__(self):
+        super().__init__()
+        self.streams = []
+
+    def separate_batch(self, ys, sr):
+        raise AssertionError("a GPU job streams its clips")
+
+    def separate_stream(self, items, load, sr):
+        items = list(items)
+        self.streams.append(len(items))
+        for k, item in enumerate(items):
+            try:
+                yield k, self.separate(load(item), sr)
+            except Exception as exc:  # noqa: BLE001 - the item's error is its result
+                yield k, exc
+
+
+def test_gpu_job_streams_its_clips_and_keeps_track_order(tracks, tmp_path):
+    import dataclasses
+
+    from genrelab.separation.dataset import object_job
+
+    store = Store(tmp_path / "store")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    separate_tracks(tracks[:1], Streaming(), store=store, sr=SR, progress=False)  # t0 already stored
+    sep = Streaming()
+    job = dataclasses.replace(object_job(sep, store=store, sr=SR, stems=None), gpu=True)
+    table = separate_tracks([*tracks[:3], ("bad", bad), *tracks[3:]], job, store=store, sr=SR, progress=False)
+    status = _status(table)
+    assert list(status.index) == ["t0", "t1", "t2", "bad", "t3", "t4"]
+    assert list(status) == ["reused", "computed", "computed", "failed", "computed", "computed"]
+    assert table[table.track_id == "bad"].reason.str.startswith("decode").all()
+    assert sep.streams == [1, 2, 2]  # tasks of 2 tracks: (t0 stored, t1), (t2, bad), (t3, t4)
+    assert all(Path(p).is_file() for p in table[table.status != "failed"].path)
+
+
+def test_store_key_holds_the_resolved_precision(tiny_repo, tmp_path):
+    store = Store(tmp_path / "store")
+    common = {"model": "tinybag", "repo": str(tiny_repo), "device": "cpu"}
+    key = {p: stems_job("demucs", {**common, "precision": p}, store=store, sample_rate=SR, load=False).key("0" * 64)
+           for p in ("auto", "fp32", "fp16")}
+    assert key["auto"] == key["fp32"] != key["fp16"]  # 'auto' on the CPU runs fp32
+    job = stems_job("demucs", {**common, "batch_size": 4}, store=store, sample_rate=SR, load=False)
+    assert job.batch_size == 4 and not job.gpu

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from genrelab.compute import ComputeSettings, map_tracks
-from genrelab.io import load_audio, write_audio, write_json
+from genrelab.io import AudioDecodeError, load_audio, write_audio, write_json
 from genrelab.store import Entry, Store, StoreError, canonical_json, key_settings, store_key
 
 __all__ = ["StemsJob", "stems_job", "object_job", "track_stems", "separate_chunk", "separate_track", "separate_tracks",
@@ -266,23 +266,29 @@ def separate_chunk(tracks: Sequence[Mapping[str, Any]], job: StemsJob) -> list[d
     Returns
     -------
     list of dict
-        Per track: ``track_id``, ``key``, ``status`` (``'computed'``, ``'reused'`` or
-        ``'failed'``), ``reason`` (why it failed, else ``''``) and ``scores`` (or ``None``).
+        Per track, in the order of ``tracks``: ``track_id``, ``key``, ``status``
+        (``'computed'``, ``'reused'`` or ``'failed'``), ``reason`` (why it failed, else ``''``)
+        and ``scores`` (or ``None``).
+
+    Notes
+    -----
+    On a CUDA device (``job.gpu``) a separator with ``separate_stream`` (Demucs) decodes the
+    next clips in threads while the GPU separates a batch.
     """
     store = job.store
-    results: list[dict[str, Any]] = []
-    pending = []  # (track, key, digest, audio)
+    results: list[dict[str, Any] | None] = [None] * len(tracks)  # in the order of ``tracks``
+    pending = []  # (position, key, digest)
 
-    def fail(track: Mapping[str, Any], key: str, stage: str, exc: Exception) -> None:
+    def fail(i: int, key: str, stage: str, exc: Exception) -> None:
         if isinstance(exc, StoreError):
             raise exc
         reason = f"{stage}: {type(exc).__name__}: {exc}"
-        log.warning("track %s failed (%s)", track["track_id"], reason)
-        results.append({"track_id": track["track_id"], "key": key, "status": "failed", "reason": reason,
-                        "scores": None})
+        log.warning("track %s failed (%s)", tracks[i]["track_id"], reason)
+        results[i] = {"track_id": tracks[i]["track_id"], "key": key, "status": "failed", "reason": reason,
+                      "scores": None}
 
-    def done(track: Mapping[str, Any], entry: Entry, status: str) -> None:
-        scores = None
+    def done(i: int, entry: Entry, status: str) -> None:
+        track, scores = tracks[i], None
         if track.get("truth") and job.transform in SEPARATED_PARTS:
             try:
                 scores = score_track(entry, Path(track["truth"]), job)
@@ -290,45 +296,67 @@ def separate_chunk(tracks: Sequence[Mapping[str, Any]], job: StemsJob) -> list[d
                 raise
             except Exception as exc:  # the stems are fine; only the scoring failed
                 log.warning("track %s: separation score failed (%s: %s)", track["track_id"], type(exc).__name__, exc)
-        results.append({"track_id": track["track_id"], "key": entry.key, "status": status, "reason": "",
-                        "scores": scores})
+        results[i] = {"track_id": track["track_id"], "key": entry.key, "status": status, "reason": "",
+                      "scores": scores}
 
-    for track in tracks:
+    def store_out(i: int, key: str, digest: str, out: Any) -> None:
+        if isinstance(out, Exception):
+            fail(i, key, "decode" if isinstance(out, (AudioDecodeError, OSError)) else "separate", out)
+            return
+        try:
+            entry = _put_stems(job, key, digest, out)
+        except Exception as exc:
+            fail(i, key, "write", exc)
+            return
+        done(i, entry, "computed")
+
+    for i, track in enumerate(tracks):
         key = ""
         try:
             digest = store.digest(track["path"])
             key = job.key(digest)
             entry = store.get(job.transform, key)
-            if _usable(entry, job):
-                done(track, entry, "reused")  # type: ignore[arg-type]
-                continue
-            y, _ = load_audio(track["path"], sr=job.sr, mono=True)
         except Exception as exc:
-            fail(track, key, "decode", exc)
+            fail(i, key, "decode", exc)
             continue
-        pending.append((track, key, digest, y))
+        if _usable(entry, job):
+            done(i, entry, "reused")  # type: ignore[arg-type]
+        else:
+            pending.append((i, key, digest))
     if not pending:
-        return results
+        return results  # type: ignore[return-value]
     separator = job.get_separator()
-    outs = None
-    if len(pending) > 1 and callable(getattr(separator, "separate_batch", None)):
+    if job.gpu and callable(getattr(separator, "separate_stream", None)):
+        # on a GPU: decode the next clips in threads while the model separates a batch
+        load = functools.partial(_load_mono, sr=job.sr)
+        for k, out in separator.separate_stream([tracks[i]["path"] for i, _, _ in pending], load, job.sr):
+            store_out(*pending[k], out)
+        return results  # type: ignore[return-value]
+    loaded = []  # (position, key, digest, audio)
+    for i, key, digest in pending:
         try:
-            outs = separator.separate_batch([y for *_, y in pending], job.sr)
+            loaded.append((i, key, digest, _load_mono(tracks[i]["path"], sr=job.sr)))
+        except Exception as exc:
+            fail(i, key, "decode", exc)
+    outs = None
+    if len(loaded) > 1 and callable(getattr(separator, "separate_batch", None)):
+        try:
+            outs = separator.separate_batch([y for *_, y in loaded], job.sr)
         except Exception as exc:  # find the culprit track by track
-            log.warning("batch of %d tracks failed (%s); retrying one by one", len(pending), exc)
-    for k, (track, key, digest, y) in enumerate(pending):
+            log.warning("batch of %d tracks failed (%s); retrying one by one", len(loaded), exc)
+    for k, (i, key, digest, y) in enumerate(loaded):
         try:
             out = outs[k] if outs is not None else separator.separate(y, job.sr)
         except Exception as exc:
-            fail(track, key, "separate", exc)
+            fail(i, key, "separate", exc)
             continue
-        try:
-            entry = _put_stems(job, key, digest, out)
-        except Exception as exc:
-            fail(track, key, "write", exc)
-            continue
-        done(track, entry, "computed")
-    return results
+        store_out(i, key, digest, out)
+    return results  # type: ignore[return-value]
+
+
+def _load_mono(path: str | Path, *, sr: int) -> np.ndarray:
+    """A track decoded to mono at ``sr`` (thread-safe)."""
+    return load_audio(path, sr=sr, mono=True)[0]
 
 
 def object_job(separator: Any, *, store: Store, sr: int, stems: Sequence[str] | None) -> StemsJob:
