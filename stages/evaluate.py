@@ -20,7 +20,7 @@ def configure(p):
 
 
 def main(args, params):
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(args.model, trust=True)  # the train stage's output in this pipeline, named by dvc.yaml
     ev = from_mapping(EvaluateSettings, params["evaluate"], section="evaluate")
     fractions = from_mapping(SplitSettings, params["split"], section="split").fractions
     metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev.split, split_table=args.split,

@@ -6,7 +6,7 @@ import pandas as pd
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
 from genrelab.features import SliceSettings, extract_dataset, make_extractor
-from genrelab.io import write_json
+from genrelab.io import AudioSettings, write_json
 from genrelab.stage import run_stage
 from genrelab.store import open_store
 from genrelab.variants import VariantSettings
@@ -25,7 +25,7 @@ def main(args, params):
         extractor=make_extractor(params["features"], models_dir=params["models"]["dir"]),
         variant=from_mapping(VariantSettings, params["variant"], section="variant"),
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
-        sample_rate=int(params["audio"]["sample_rate"]),
+        sample_rate=from_mapping(AudioSettings, params["audio"], section="audio").sample_rate,
         dataset_dir=Path(args.dataset), out_dir=Path(args.out), store=open_store(params.get("store")),
         separation=params["separation"], separated=pd.read_csv(args.separated, dtype=str, keep_default_na=False))
     write_json(args.metrics, summary)

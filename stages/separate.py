@@ -3,7 +3,7 @@ from pathlib import Path
 
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
-from genrelab.io import write_json, write_text
+from genrelab.io import AudioSettings, write_json, write_text
 from genrelab.separation import separate_dataset
 from genrelab.stage import run_stage
 from genrelab.store import open_store
@@ -18,10 +18,10 @@ def configure(p):
 
 def main(args, params):
     separator = from_mapping(VariantSettings, params["variant"], section="variant").separator
-    store = open_store(params.get("store"))
+    audio = from_mapping(AudioSettings, params["audio"], section="audio")
     manifest, summary = separate_dataset(
         read_index(args.dataset), separator=separator, settings=params["separation"].get(separator, {}),
-        dataset_dir=Path(args.dataset), store=store, sample_rate=int(params["audio"]["sample_rate"]))
+        dataset_dir=Path(args.dataset), store=open_store(params.get("store")), sample_rate=audio.sample_rate)
     write_text(args.out, manifest.to_csv(index=False))
     write_json(args.metrics, summary)
 

@@ -41,14 +41,14 @@ TRACKS_HEADER = [
 
 # track_id: (subset, split, genre_top, artist id, seconds of audio | "empty" | None = no file)
 FIXTURE_TRACKS = {
-    2: ("small", "training", "Hip-Hop", 1, 1.0),
-    3: ("medium", "validation", "Hip-Hop", 1, 1.0),
-    5: ("small", "test", "Hip-Hop", 1, 1.0),
-    10: ("small", "training", "Pop", 6, 1.0),
+    2: ("small", "training", "Hip-Hop", 1, 2.0),
+    3: ("medium", "validation", "Hip-Hop", 1, 2.0),
+    5: ("small", "test", "Hip-Hop", 1, 2.0),
+    10: ("small", "training", "Pop", 6, 2.0),
     20: ("large", "training", None, 4, None),
-    140: ("small", "validation", "Folk", 60, 1.0),
-    666: ("small", "test", "Rock", 100, 0.3),  # short clip: kept, counted
-    1000: ("small", "training", "Rock", 200, 1.0),  # lives in 001/
+    140: ("small", "validation", "Folk", 60, 2.0),
+    666: ("small", "test", "Rock", 100, 1.2),  # short clip: kept, counted
+    1000: ("small", "training", "Rock", 200, 2.0),  # lives in 001/
     98565: ("small", "training", "Electronic", 300, "empty"),  # fma_small erratum: no audio
     98567: ("small", "training", "Electronic", 300, None),  # listed, file missing
 }
@@ -158,7 +158,7 @@ def test_download_small_quarantines_errata_and_counts_short(tmp_path):
             "sha1": {"fma_metadata.zip": hashlib.sha1(meta).hexdigest(),
                      "fma_small.zip": hashlib.sha1(small).hexdigest()},
             "cache_dir": str(tmp_path / "cache"),
-            "short_s": 0.6,
+            "short_s": 1.5,
         }
         out = tmp_path / "fma_small"
         index = prepare_fma_small(settings, out, progress=False)
@@ -171,7 +171,7 @@ def test_download_small_quarantines_errata_and_counts_short(tmp_path):
     row = index.set_index("track_id").loc["2"]
     assert (row["genre"], row["artist"], row["official_split"], row["sample_rate"]) == ("Hip-Hop", "1", "train", 22050)
     dur = index.set_index("track_id")["duration_s"]
-    assert 0.2 < dur["666"] < 0.45 and (dur.drop("666") > 0.9).all()
+    assert 1.1 < dur["666"] < 1.4 and (dur.drop("666") > 1.9).all()
     q = pd.read_csv(out / "quarantine.csv", dtype=str).set_index("track_id")
     assert sorted(q.index) == ["98565", "98567"]
     assert "empty" in q.loc["98565", "reason"] and "missing" in q.loc["98567", "reason"]
@@ -196,7 +196,7 @@ def test_medium_from_local_folders(tmp_path):
     meta_dir = write_tree(tmp_path / "meta", metadata_entries())
     audio_dir = write_tree(tmp_path / "audio", audio_entries("fma_medium", ("small", "medium")))
     settings = {"metadata_source": str(meta_dir), "audio_source": str(audio_dir),
-                "cache_dir": str(tmp_path / "c"), "short_s": 0.6, "base_urls": []}
+                "cache_dir": str(tmp_path / "c"), "short_s": 1.5, "base_urls": []}
     index = prepare_dataset({"name": "fma_medium", **settings}, tmp_path / "out", progress=False)  # registry
     pd.testing.assert_frame_equal(read_index(tmp_path / "out"), index, check_dtype=False)
     assert index["track_id"].tolist() == ["2", "3", "5", "10", "140", "666", "1000"]

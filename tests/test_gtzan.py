@@ -35,6 +35,7 @@ SR = 22050
 # facts from the shipped fault-filtered lists: valid / train / test / faulty (in no list)
 KNOWN = {"blues.00000": "valid", "blues.00029": "train", "blues.00012": "test", "classical.00042": ""}
 TRACKS = sorted({f"{g}.00000" for g in GENRES} | set(KNOWN) | {"jazz.00054"})
+SHORT_CLIPS = {"expected_duration_s": [0.1, 40.0]}  # the fixtures hold 0.25 s clips, not GTZAN's 30 s
 
 
 def _audio_bytes(fmt: str, seconds: float, seed: int) -> bytes:
@@ -130,7 +131,7 @@ def test_download_original_release_then_reuse_cache(tmp_path):
     archive = _original_tar(tmp_path / "served.tar.gz")
     data = archive.read_bytes()
     settings = {"urls": ["http://127.0.0.1:1/placeholder"], "md5": hashlib.md5(data).hexdigest(),
-                "cache_dir": str(tmp_path / "cache"), "split": "fault_filtered"}
+                "cache_dir": str(tmp_path / "cache"), "split": "fault_filtered", **SHORT_CLIPS}
     with FixtureServer({"/sound/genres.tar.gz": data}) as srv:
         settings["urls"] = [closed_port_url(), srv.url("/sound/genres.tar.gz")]  # first mirror is dead
         out = tmp_path / "gtzan"
@@ -155,8 +156,8 @@ def test_download_original_release_then_reuse_cache(tmp_path):
 def test_kaggle_zip_quarantines_corrupt_jazz_00054(tmp_path):
     source = _kaggle_zip(tmp_path / "archive.zip")
     out = tmp_path / "gtzan"
-    index = prepare_gtzan({"source": str(source), "cache_dir": str(tmp_path / "cache"), "split": "stratified"},
-                          out, progress=False)
+    index = prepare_gtzan({"source": str(source), "cache_dir": str(tmp_path / "cache"), "split": "stratified",
+                           **SHORT_CLIPS}, out, progress=False)
     _check_outputs(out, index, n_found=len(TRACKS), n_quarantined=1)
     assert "jazz.00054" not in set(index["track_id"])
     q = pd.read_csv(out / "quarantine.csv")
@@ -185,7 +186,7 @@ def test_registry_entry_keeps_every_track_with_its_artist(tmp_path):
         (root / name).write_bytes(data)
     # through the project's dataset registry, as the prepare stage calls it
     index = prepare_dataset({"name": "gtzan", "source": str(root), "split": "fault_filtered",
-                             "cache_dir": str(tmp_path / "c")}, tmp_path / "out", progress=False)
+                             "cache_dir": str(tmp_path / "c"), **SHORT_CLIPS}, tmp_path / "out", progress=False)
     assert len(index) == len(TRACKS)   # the faulty classical.00042 too, in no official split
     assert index.set_index("track_id").loc["classical.00042", "official_split"] == ""
     assert index["artist"].tolist() == [load_gtzan_artists()[t] for t in index["track_id"]]
@@ -224,8 +225,8 @@ def test_probe_audio_rejects_empty_and_undecodable(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"not audio at all" * 10)
     with pytest.raises(AudioDecodeError):
         probe_audio(tmp_path / "bad.wav")
-    (tmp_path / "ok.wav").write_bytes(_audio_bytes("WAV", 0.5, 0))
-    assert probe_audio(tmp_path / "ok.wav").duration_s == pytest.approx(0.5, abs=1e-4)
+    (tmp_path / "ok.wav").write_bytes(_audio_bytes("WAV", 1.5, 0))
+    assert probe_audio(tmp_path / "ok.wav").duration_s == pytest.approx(1.5, abs=1e-4)
 
 
 def test_real_gtzan_au_files(tmp_path, shared_dir):

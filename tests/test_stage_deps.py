@@ -77,6 +77,8 @@ def _covered(path: Path, deps: list[str]) -> bool:
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_stage_deps_cover_the_code_it_imports(name):
     stage = STAGES[name]
+    if stage.get("always_changed"):
+        pytest.skip(f"stage {name!r} runs every time (always_changed): its deps cannot go stale")
     script = _script(stage)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", _LOADED, str(script)], check=False, cwd=ROOT, env=env,
@@ -120,6 +122,8 @@ def test_committed_dvc_lock_is_current():
     for stage, entries in status.items():
         for entry in entries:
             if isinstance(entry, str):          # "changed command", "always changed"
+                if entry == "always changed" and STAGES.get(stage, {}).get("always_changed"):
+                    continue                    # by design (the `source` probe): not a stale lock
                 stale.append(f"{stage}: {entry}")
                 continue
             for kind in ("changed deps", "changed outs"):

@@ -162,3 +162,15 @@ def test_the_page_shows_the_model_card_and_warns_about_a_non_music_upload(page, 
     page.set_input_files("#file", str(tmp_path / "song.wav"))
     page.wait_for_function("document.getElementById('headline').textContent.startsWith('song.wav')")
     assert page.text_content("#warnings") == ""
+
+
+def test_au_upload_plays_in_the_player(page, files, tmp_path):
+    """Browsers cannot play .au: the page asks the server for a WAV of it (POST /api/audio)."""
+    y, _ = sf.read(files["song"], dtype="float32")
+    sf.write(tmp_path / "song.au", y, SR, format="AU", subtype="PCM_16")
+    page.set_input_files("#file", str(tmp_path / "song.au"))
+    page.wait_for_selector("#result", state="visible")
+    page.wait_for_function("(() => { const a = document.getElementById('player');"
+                           " return a.readyState >= 1 && isFinite(a.duration) && a.duration > 0; })()")
+    assert page.evaluate("document.getElementById('player').duration") == pytest.approx(4.0, abs=0.05)
+    assert page.evaluate("document.getElementById('player').error") is None

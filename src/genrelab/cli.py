@@ -54,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"genrelab {__version__}")
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="command")
     parser.add_argument("args", nargs=argparse.REMAINDER)
-    ns = parser.parse_args(argv)
-    module, func = COMMANDS[ns.command][0].split(":")
-    return int(getattr(importlib.import_module(module), func)(ns.args) or 0)
+    if argv and argv[0] in COMMANDS:  # the command's own arguments untouched (argparse would drop a "--")
+        command, rest = argv[0], argv[1:]
+    else:
+        ns = parser.parse_args(argv)
+        command, rest = ns.command, ns.args
+    module, func = COMMANDS[command][0].split(":")
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,11 @@ Typical use::
 ``download`` writes into ``<dest>.part`` and renames it onto ``dest`` only after the
 checksum matches, so ``dest`` is either absent or complete. An interrupted transfer
 (dropped connection, killed process) resumes from the ``.part`` file with an HTTP
-``Range`` request. ``extract`` refuses archive entries that would land outside the
-target and unpacks into a temporary folder that replaces the target only when complete.
+``Range`` request; a transfer larger than ``max_bytes`` is refused. ``extract`` refuses
+archive entries that would land outside the target and archives beyond :class:`ExtractLimits`
+(total size, compression ratio, entry count: zip and tar bombs), and unpacks into a
+temporary folder that replaces the target only when complete; a marker keyed on the
+archive's sha256 makes a second call with the same content return at once.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from genrelab.io import atomic_dir
 
 __all__ = [
     "DownloadError",
+    "ExtractLimits",
+    "MAX_DOWNLOAD_BYTES",
     "ExtractError",
     "ChecksumError",
     "CHECKSUM_ALGORITHMS",
@@ -59,6 +64,9 @@ USER_AGENT = f"genrelab/{__version__} (+https://github.com/; research data downl
 CHUNK_BYTES = 1 << 20
 EXTRACTED_MARKER = ".genrelab_extracted.json"
 
+MAX_DOWNLOAD_BYTES = 32 * 2**30
+"""Largest download accepted by default (32 GiB: fma_medium.zip is 22 GiB)."""
+
 CHECKSUM_ALGORITHMS: dict[str, int] = {"sha1": 40, "md5": 32}
 """Supported checksum algorithms and the length of their hex digest."""
 
@@ -72,7 +80,65 @@ class ChecksumError(DownloadError):
 
 
 class ExtractError(ValueError):
-    """Raised when an archive is unsafe (entries escaping the target) or unreadable."""
+    """Raised when an archive is unsafe (entries escaping the target, a bomb) or unreadable."""
+
+
+@dataclass(frozen=True)
+class ExtractLimits:
+    """What :func:`extract` accepts, checked on the archive's listing before anything is written.
+
+    Attributes
+    ----------
+    max_bytes : int
+        Largest total size of the extracted entries (default 64 GiB; GTZAN is 1.3 GB,
+        fma_medium 23 GB).
+    max_entries : int
+        Most entries (default 250 000; fma_full holds about 107 000 files).
+    max_ratio : float
+        Largest ratio of extracted size to archive size (default 200; audio archives are close
+        to 1, FMA's metadata zip about 8), checked once the extracted size passes
+        ``ratio_floor`` bytes, so small archives of text are never refused for it.
+    ratio_floor : int
+        See ``max_ratio`` (default 64 MiB).
+    """
+
+    max_bytes: int = 64 * 2**30
+    max_entries: int = 250_000
+    max_ratio: float = 200.0
+    ratio_floor: int = 64 * 2**20
+
+
+class _Budget:
+    """Running totals of an archive's listing against :class:`ExtractLimits` (stops a bomb early)."""
+
+    def __init__(self, archive: Path, limits: ExtractLimits) -> None:
+        self.archive, self.limits = archive, limits
+        self.size = max(archive.stat().st_size, 1)
+        self.entries = self.total = 0
+
+    def add(self, nbytes: int) -> None:
+        lim = self.limits
+        self.entries += 1
+        self.total += max(int(nbytes), 0)
+        if self.entries > lim.max_entries:
+            raise ExtractError(f"{self.archive}: refusing to extract more than {lim.max_entries} entries "
+                               "(an archive bomb?); raise ExtractLimits.max_entries if it is genuine")
+        if self.total > lim.max_bytes:
+            raise ExtractError(f"{self.archive}: refusing to extract more than {_size(lim.max_bytes)} "
+                               f"(the entries listed so far already hold {_size(self.total)}; an archive bomb?); "
+                               "raise ExtractLimits.max_bytes if it is genuine")
+        if self.total > lim.ratio_floor and self.total / self.size > lim.max_ratio:
+            raise ExtractError(f"{self.archive}: refusing to extract: {_size(self.size)} would expand to more than "
+                               f"{_size(self.total)} (ratio over {lim.max_ratio:g}; an archive bomb?); raise "
+                               "ExtractLimits.max_ratio if it is genuine")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
 
 
 class _TransferFailed(Exception):
@@ -184,7 +250,7 @@ def _content_range_start(value: str | None) -> int | None:
 
 
 def _fetch(url: str, part: Path, *, timeout: float, retries: int, progress: bool,
-           expected: dict[str, str]) -> None:
+           expected: dict[str, str], max_bytes: int = MAX_DOWNLOAD_BYTES) -> None:
     """Stream ``url`` into ``part``, resuming what is there; return when complete."""
     attempts = 0
     while True:
@@ -223,6 +289,9 @@ def _fetch(url: str, part: Path, *, timeout: float, retries: int, progress: bool
                     log.info("%s ignored the Range request (HTTP %d); restarting from byte 0", url, status)
                 offset, mode = 0, "wb"
             total = None if length is None else offset + length
+            if total is not None and total > max_bytes:
+                raise _TransferFailed(f"refused: the server announces {_size(total)}, more than the "
+                                      f"{_size(max_bytes)} download limit")
             received = offset
             try:
                 with open(part, mode) as fh, tqdm(
@@ -233,6 +302,12 @@ def _fetch(url: str, part: Path, *, timeout: float, retries: int, progress: bool
                         fh.write(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
+                        if received > max_bytes:
+                            break
+                if received > max_bytes:
+                    part.unlink()
+                    raise _TransferFailed(f"refused: more than the {_size(max_bytes)} download limit was sent "
+                                          "(the partial file was deleted)")
                 if total is not None and received < total:
                     raise http.client.IncompleteRead(b"", total - received)
                 return
@@ -264,6 +339,7 @@ def download(
     progress: bool = True,
     timeout: float = 30,
     retries: int = 3,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
 ) -> Path:
     """Download a file from the first working mirror, resuming and verifying it.
 
@@ -283,6 +359,9 @@ def download(
     retries : int >= 0
         How many times one URL is resumed after a dropped connection before moving to
         the next mirror.
+    max_bytes : int > 0
+        Largest accepted file (default :data:`MAX_DOWNLOAD_BYTES`): a larger announced
+        ``Content-Length`` is refused before reading, a longer body is cut and deleted.
 
     Returns
     -------
@@ -315,6 +394,8 @@ def download(
         raise ValueError(f"timeout={timeout!r} must be a positive number of seconds")
     if retries < 0:
         raise ValueError(f"retries={retries!r} must be >= 0")
+    if max_bytes <= 0:
+        raise ValueError(f"max_bytes={max_bytes!r} must be a positive number of bytes")
 
     failures: list[str] = []
     if dest.exists():
@@ -332,7 +413,8 @@ def download(
     part = _part_path(dest)
     for url in urls:
         try:
-            _fetch(url, part, timeout=timeout, retries=retries, progress=progress, expected=expected)
+            _fetch(url, part, timeout=timeout, retries=retries, progress=progress, expected=expected,
+                   max_bytes=int(max_bytes))
         except _TransferFailed as exc:
             failures.append(f"{url}: {exc}")
             log.warning("download failed: %s", failures[-1])
@@ -383,13 +465,17 @@ class _ArchiveFormat:
     """How to check and unpack one archive format."""
 
     open_mode: str | None  # tarfile mode, or None for zip
-    check_and_extract: Callable[[Path, Path, bool], int]
+    check_and_extract: Callable[[Path, Path, bool, ExtractLimits], int]
 
 
-def _tar_extract(archive: Path, dest: Path, progress: bool, *, mode: str) -> int:
+def _tar_extract(archive: Path, dest: Path, progress: bool, limits: ExtractLimits, *, mode: str) -> int:
+    budget = _Budget(archive, limits)
     try:
         with tarfile.open(archive, mode) as tf:
-            members = tf.getmembers()
+            members = []
+            while (m := tf.next()) is not None:  # listed one by one: a bomb is stopped early
+                budget.add(m.size)
+                members.append(m)
             for m in members:
                 _safe_relpath(m.name, archive)
                 if m.issym():
@@ -408,10 +494,13 @@ def _tar_extract(archive: Path, dest: Path, progress: bool, *, mode: str) -> int
     return len(members)
 
 
-def _zip_extract(archive: Path, dest: Path, progress: bool) -> int:
+def _zip_extract(archive: Path, dest: Path, progress: bool, limits: ExtractLimits) -> int:
+    budget = _Budget(archive, limits)
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()
+            for info in infos:  # zipfile never writes more than an entry's declared size (CRC-checked)
+                budget.add(info.file_size)
             for info in infos:
                 _safe_relpath(info.filename, archive)
                 if stat.S_ISLNK(info.external_attr >> 16):
@@ -426,7 +515,7 @@ def _zip_extract(archive: Path, dest: Path, progress: bool) -> int:
 
 
 def _tar(mode: str) -> _ArchiveFormat:
-    return _ArchiveFormat(mode, lambda a, d, p: _tar_extract(a, d, p, mode=mode))
+    return _ArchiveFormat(mode, lambda a, d, p, lim: _tar_extract(a, d, p, lim, mode=mode))
 
 
 ARCHIVE_FORMATS: dict[str, _ArchiveFormat] = {
@@ -440,6 +529,16 @@ ARCHIVE_FORMATS: dict[str, _ArchiveFormat] = {
 """Archive formats ``extract`` understands, by file-name suffix."""
 
 
+def _sha256(path: Path, *, progress: bool) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+                                      desc=f"sha256 {path.name}", disable=not progress, leave=False) as bar:
+        while chunk := fh.read(CHUNK_BYTES):
+            h.update(chunk)
+            bar.update(len(chunk))
+    return h.hexdigest()
+
+
 def archive_format(path: str | os.PathLike) -> str | None:
     """The ``ARCHIVE_FORMATS`` suffix that ``path``'s name ends with, or None."""
     name = Path(path).name.lower()
@@ -449,7 +548,8 @@ def archive_format(path: str | os.PathLike) -> str | None:
     return None
 
 
-def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: bool = True) -> Path:
+def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: bool = True,
+            limits: ExtractLimits | None = None) -> Path:
     """Unpack an archive into a folder, safely and atomically.
 
     Parameters
@@ -461,6 +561,8 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: 
         Folder that receives the archive's entries (``target/<entry path>``).
     progress : bool
         Show a tqdm bar (files).
+    limits : ExtractLimits, optional
+        Total size, entry count and compression ratio accepted (default ``ExtractLimits()``).
 
     Returns
     -------
@@ -470,8 +572,9 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: 
     ------
     ExtractError
         If an entry would escape ``target`` (absolute path, ``..`` component, a symlink or
-        hardlink pointing outside, a device file) — nothing is written then —, if the
-        archive is corrupt, or if ``target`` exists but was not made by ``extract``.
+        hardlink pointing outside, a device file), or the archive exceeds ``limits`` —
+        nothing is written then —, if the archive is corrupt, or if ``target`` exists but
+        was not made by ``extract``.
     FileNotFoundError
         If ``archive`` does not exist.
 
@@ -479,7 +582,8 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: 
     -----
     Entries go to a temporary sibling folder that is renamed onto ``target`` only after
     every entry is written. A marker file ``target/.genrelab_extracted.json`` records the
-    archive's name and size; a second call with the same archive returns at once.
+    archive's sha256; a second call with an archive of the same content returns at once (the
+    archive is hashed each time: a replaced archive of the same name and size is noticed).
     """
     archive, target = Path(archive), Path(target)
     if not archive.is_file():
@@ -489,12 +593,14 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: 
         raise ExtractError(
             f"{archive}: unknown archive type; expected a name ending in one of {sorted(ARCHIVE_FORMATS)}"
         )
-    stamp = {"archive": archive.name, "bytes": archive.stat().st_size}
+    limits = ExtractLimits() if limits is None else limits
+    stamp = {"archive": archive.name, "bytes": archive.stat().st_size,
+             "sha256": _sha256(archive, progress=progress)}
     marker = target / EXTRACTED_MARKER
     if target.exists():
         if marker.is_file():
             try:
-                if json.loads(marker.read_text(encoding="utf-8")) == stamp:
+                if json.loads(marker.read_text(encoding="utf-8")).get("sha256") == stamp["sha256"]:
                     log.info("%s already extracted to %s", archive.name, target)
                     return target
             except ValueError:
@@ -506,7 +612,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: 
                 f"dataset source at it if it already holds the extracted data"
             )
     with atomic_dir(target) as tmp:
-        n = ARCHIVE_FORMATS[suffix].check_and_extract(archive, tmp, progress)
+        n = ARCHIVE_FORMATS[suffix].check_and_extract(archive, tmp, progress, limits)
         (tmp / EXTRACTED_MARKER).write_text(json.dumps(stamp), encoding="utf-8")
     log.info("extracted %d entries of %s into %s", n, archive.name, target)
     return target

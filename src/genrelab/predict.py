@@ -18,19 +18,27 @@ Command line::
                      [--slices slices.csv|slices.json] [--json] [--trust]
     genrelab predict song.mp3 --head genre_tzanetakis-msd-musicnn-1 [--models-dir models]
 
-Files that cannot be used (not audio, unreadable, silent, shorter than one slice) get a
-one-line reason and the others go on; the exit status is 0 when every file was classified,
-1 when any failed, 2 when the model cannot be used at all.
+Every file goes through the project's one audio validation (:mod:`genrelab.io`: plausible
+header, finite samples, sane peak, long enough, not silent, not DC only). Files that cannot be
+used (not audio, unreadable, broken links, silent, shorter than one slice ...) get a one-line
+reason and the others go on, whatever happens to one. The exit status is 0 when every file was
+classified, 1 when any failed, 2 when the model cannot be used (or a usage error), 3 when the
+command itself crashed (with a traceback). File names starting with ``-`` work (as existing
+paths, or after ``--``); names with control characters are printed escaped, on one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import math
+import os
+import stat
 import sys
 import time
+import traceback
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +49,23 @@ import pandas as pd
 
 from genrelab.config import ConfigError, from_mapping
 from genrelab.features import FeatureSet, SliceSettings, make_extractor
-from genrelab.io import AudioDecodeError, load_audio, write_text
+from genrelab.io import (
+    DEFAULT_LIMITS,
+    AudioDecodeError,
+    AudioLimits,
+    AudioRejected,
+    AudioSettings,
+    check_signal,
+    load_audio,
+    write_text,
+)
 from genrelab.models import Bundle
 from genrelab.variants import VariantSettings
 
 __all__ = [
     "AUDIO_EXTENSIONS", "AudioInputError", "FilePrediction", "InputRecipe", "bundle_recipe", "predict_file",
     "predict_paths", "iter_predictions", "collect_audio_files", "SLICE_WRITERS", "card_notes", "predict_command",
+    "shown_path", "EXIT_CODES",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,8 +78,26 @@ SILENCE_DB = -60.0
 """Peak level (dBFS) below which a recording, or a slice, counts as silent."""
 
 
+EXIT_CODES: dict[int, str] = {
+    0: "every file classified",
+    1: "some files failed (each with a one-line reason)",
+    2: "the model cannot be used, or a usage error",
+    3: "genrelab predict crashed (a bug: the traceback is printed)",
+}
+"""Exit status of ``genrelab predict``."""
+
+
 class AudioInputError(ValueError):
     """A recording cannot be classified; the message is a one-line reason (what and why)."""
+
+
+def shown_path(text: str | os.PathLike) -> str:
+    """A file name safe to print on one line: control characters and undecodable bytes escaped.
+
+    ``"a\\nb.wav"`` (a newline in the name) is shown as ``a\\nb.wav``; printable characters,
+    non-ASCII letters included, are kept.
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 # ------------------------------------------------------------------------------------- recipe
@@ -117,7 +153,7 @@ def bundle_recipe(bundle: Bundle) -> InputRecipe:
     variant = from_mapping(VariantSettings, params["variant"], section="variant")
     names = bundle.meta.get("feature_names")
     return InputRecipe(
-        sample_rate=int(params["audio"]["sample_rate"]), variant=variant,
+        sample_rate=from_mapping(AudioSettings, params["audio"], section="audio").sample_rate, variant=variant,
         slicing=from_mapping(SliceSettings, params["slicing"], section="slicing"),
         extractor=make_extractor(params["features"], models_dir=params.get("models", {}).get("dir")),
         separator=make_variant_separator(variant, params.get("separation")),
@@ -262,8 +298,9 @@ def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_durati
     Raises
     ------
     AudioInputError
-        If the file is not audio, cannot be read, is longer than ``max_duration_s``, silent,
-        or shorter than one slice. The message is one line.
+        If the file is not audio, cannot be read, has an implausible header or peak, is longer
+        than ``max_duration_s``, silent, DC only, or shorter than one slice, or its features are
+        not finite. The message is one line.
     ConfigError
         If the bundle cannot classify new audio (see :func:`bundle_recipe`).
     """
@@ -273,8 +310,11 @@ def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_durati
     recipe = recipe or bundle_recipe(bundle)
     sr, slicing = recipe.sample_rate, recipe.slicing
     shown = str(path) if name is None else name
+    limits = AudioLimits(min_duration_s=float(slicing.length_s), silence_db=silence_db,
+                         max_duration_s=DEFAULT_LIMITS.max_duration_s if max_duration_s is None
+                         else max(float(max_duration_s), float(slicing.length_s)))
     try:
-        y, _ = load_audio(path, sr=sr, mono=True,
+        y, _ = load_audio(path, sr=sr, mono=True, limits=limits,
                           duration=None if max_duration_s is None else float(max_duration_s) + 1.0)
     except AudioDecodeError as exc:
         raise AudioInputError(_decode_reason(Path(path), exc)) from exc
@@ -282,21 +322,22 @@ def predict_file(bundle: Bundle, path: str | Path, *, top_k: int = 3, max_durati
     if max_duration_s is not None and duration > max_duration_s:
         raise AudioInputError(f"too long: more than {_fmt_s(max_duration_s)} of audio (the limit); "
                               "cut it shorter")
-    level = _peak_db(y)
-    if level < silence_db:
-        shown_level = "-inf" if math.isinf(level) else f"{level:.0f}"
-        raise AudioInputError(f"silent: peak level {shown_level} dBFS is below the {silence_db:.0f} dBFS threshold")
-    if duration < slicing.length_s:
-        raise AudioInputError(f"too short: {duration:.2f} s of audio, the model needs at least one slice of "
-                              f"{slicing.length_s:g} s")
+    try:  # the project's one audio validation: finite, sane peak, one slice long, not silent, not DC only
+        check_signal(y, sr, limits, path=path, need=f"the model needs at least one slice of {slicing.length_s:g} s")
+    except AudioRejected as exc:
+        raise AudioInputError(exc.reason) from exc
     from genrelab.features import track_features
+    from genrelab.features.checks import NonFiniteFeaturesError
     from genrelab.models.novelty import signal_warnings
     from genrelab.variants import variant_audio
 
     warnings = signal_warnings(y, sr)
 
     channels = variant_audio(y, sr, recipe.variant, separator=recipe.separator)
-    feats = track_features(channels, sr, extractor=recipe.extractor, slicing=slicing)
+    try:
+        feats = track_features(channels, sr, extractor=recipe.extractor, slicing=slicing)
+    except NonFiniteFeaturesError as exc:
+        raise AudioInputError(str(exc)) from exc
     if recipe.n_features is not None and feats.vector.shape[1] != recipe.n_features:
         raise ConfigError(f"{bundle.folder}: the model was trained on {recipe.n_features} features but its "
                           f"recipe gives {feats.vector.shape[1]}; re-run the 'train' stage")
@@ -339,28 +380,88 @@ def _decode_reason(path: Path, exc: AudioDecodeError) -> str:
 
 
 # ------------------------------------------------------------------------------ many files
+def _path_problem(path: Path) -> str | None:
+    """Why ``path`` (named or found) cannot be read as a file, or None for a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link points back to itself)"
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            return f"broken symbolic link (its target {shown_path(os.readlink(path))} does not exist)"
+        if exc.errno == errno.ENOENT:
+            return "no such file or folder"
+        return f"cannot read it ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a FIFO, device or socket): reading it could block"
+    return None
+
+
+def _walk_folder(top: Path) -> list[tuple[Path, str | None]]:
+    """Audio files under ``top`` (links followed, each folder once), and what could not be read.
+
+    Hidden files and folders are skipped. Broken or looping links named like audio files, folders
+    named like audio files that hold none, and unreadable folders are reported, not dropped.
+    """
+    found: list[tuple[Path, str | None]] = []
+    seen: set[tuple[int, int]] = set()
+
+    def visit(folder: Path) -> None:
+        try:
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already searched
+                log.info("%s: already searched (a link to it)", shown_path(folder))
+                return
+            seen.add((st.st_dev, st.st_ino))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            found.append((folder, f"cannot read this folder ({exc.strerror or exc})"))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            audio_name = path.suffix.lower() in AUDIO_EXTENSIONS
+            try:
+                is_dir = entry.is_dir()  # follows links
+            except OSError:
+                is_dir = False
+            if is_dir:
+                before = len(found)
+                visit(path)
+                if audio_name and not any(problem is None for _, problem in found[before:]):
+                    found.append((path, "a folder named like an audio file, holding no audio files"))
+            elif audio_name:
+                found.append((path, _path_problem(path)))
+
+    visit(top)
+    return found
+
+
 def collect_audio_files(paths: Iterable[str | Path]) -> list[tuple[Path, str | None]]:
     """Expand files and folders (recursively, by :data:`AUDIO_EXTENSIONS`) into a file list.
 
     Returns
     -------
     items : list of (Path, str or None)
-        Each file with ``None``, or an argument that yielded nothing with the reason
-        (missing, or a folder without audio files). Hidden files and folders are skipped.
+        Each file with ``None``, or what cannot be read with the reason: a missing path, a
+        broken or looping symbolic link, a FIFO or device, an unreadable folder, a folder
+        named like an audio file but holding none, a folder without audio files. Files named
+        explicitly are tried whatever their ending; in folders, hidden files are skipped.
     """
     items: list[tuple[Path, str | None]] = []
     for arg in paths:
         p = Path(arg)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        problem = _path_problem(p)
+        if problem == "is a folder":
+            found = _walk_folder(p)
             if not found:
                 items.append((p, f"no audio files in this folder (looked for {', '.join(AUDIO_EXTENSIONS)})"))
-            items.extend((f, None) for f in found)
-        elif p.is_file():
-            items.append((p, None))
+            items.extend(found)
         else:
-            items.append((p, "no such file or folder"))
+            items.append((p, problem))
     return items
 
 
@@ -385,10 +486,13 @@ def _predict_items(bundle: Bundle, items: list[tuple[Path, str | None]], *, top_
             yield predict_file(bundle, path, top_k=top_k, max_duration_s=max_duration_s, silence_db=silence_db,
                                recipe=recipe)
         except AudioInputError as exc:
-            log.info("%s: %s", path, exc)
+            log.info("%s: %s", shown_path(path), exc)
             yield FilePrediction(path=str(path), labels=bundle.labels, error=str(exc))
-        except (ConfigError, MemoryError):
+        except ConfigError:  # the model cannot classify anything: stop
             raise
+        except MemoryError:
+            yield FilePrediction(path=str(path), labels=bundle.labels,
+                                 error="failed: out of memory while classifying it (too long? cut it shorter)")
         except Exception as exc:  # one bad file never stops the others
             log.debug("%s failed", path, exc_info=True)
             reason = str(exc).splitlines()[0] if str(exc) else ""
@@ -432,6 +536,8 @@ def predict_paths(bundle: Bundle, paths: Sequence[str | Path] | str | Path, *, t
 def _write_slices_csv(path: Path, preds: Sequence[FilePrediction]) -> None:
     tables = [p.slice_table() for p in preds if p.ok]
     table = pd.concat(tables, ignore_index=True) if tables else preds[0].slice_table() if preds else pd.DataFrame()
+    if len(table):  # undecodable bytes of a file name (surrogates) cannot be written as UTF-8: escape them
+        table["path"] = [str(v).encode("utf-8", "backslashreplace").decode("utf-8") for v in table["path"]]
     write_text(path, table.to_csv(index=False))
 
 
@@ -447,13 +553,14 @@ SLICE_WRITERS = {".csv": _write_slices_csv, ".json": _write_slices_json}
 
 # ---------------------------------------------------------------------------- command line
 def _line(pred: FilePrediction, width: int) -> str:
+    name = shown_path(pred.path)
     if not pred.ok:
-        return f"{pred.path:<{width}}  error: {pred.error}"
+        return f"{name:<{width}}  error: {pred.error}"
     tops = "  ".join(f"{g} {p:4.0%}" for g, p in pred.top)
     n_silent = int(pred.silent.sum()) if pred.silent is not None else 0
     silent = f", {n_silent} silent" if n_silent else ""
     n = len(pred.starts_s) if pred.starts_s is not None else 0
-    line = f"{pred.path:<{width}}  {tops}   ({pred.duration_s:.1f} s, {n} slice{'s' * (n != 1)}{silent})"
+    line = f"{name:<{width}}  {tops}   ({pred.duration_s:.1f} s, {n} slice{'s' * (n != 1)}{silent})"
     return line + "".join(f"\n{'':<{width}}  warning: {w}" for w in pred.warnings)
 
 
@@ -470,18 +577,29 @@ def card_notes(card, bundle: Bundle) -> list[str]:
     return lines
 
 
+def _file_arguments(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """Let file names that start with ``-`` through: after ``--``, or where such a path exists.
+
+    A name that is no option of ``parser`` but an existing path (``-song.wav``) is passed as
+    ``./-song.wav``, which argparse reads as a positional and which prints as ``-song.wav``.
+    """
+    head, tail = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    options = {o for action in parser._actions for o in action.option_strings}
+
+    def as_path(arg: str) -> str:
+        return os.path.join(".", arg) if arg.startswith("-") else arg
+
+    head = [as_path(a) if a.startswith("-") and len(a) > 1 and a.split("=", 1)[0] not in options
+            and os.path.lexists(a) else a for a in head]
+    return head + [as_path(a) for a in tail]
+
+
 def predict_command(argv: list[str]) -> int:
     """``genrelab predict FILES_OR_FOLDERS...``: the genre of each recording."""
-    from tqdm.auto import tqdm
-
-    from genrelab.embeddings import EssentiaWorkerError
-    from genrelab.models import UntrustedBundleError, load_bundle
-    from genrelab.models.card import load_card
-
     p = argparse.ArgumentParser(
         prog="genrelab predict", description="Predict the genre of audio files with a trained model bundle.",
-        epilog="exit status: 0 every file classified, 1 some failed (each with a one-line reason), "
-               "2 the model cannot be used")
+        epilog="exit status: " + "; ".join(f"{k} {v}" for k, v in EXIT_CODES.items())
+               + ". File names starting with '-' work as existing paths or after '--'.")
     p.add_argument("paths", nargs="+", help="audio files, or folders to search recursively for "
                                             f"{', '.join(e.lstrip('.') for e in AUDIO_EXTENSIONS)}")
     p.add_argument("--model", default="data/model", help="model bundle folder (default: %(default)s)")
@@ -489,8 +607,8 @@ def predict_command(argv: list[str]) -> int:
     p.add_argument("--slices", metavar="OUT.csv|OUT.json", help="also write per-slice predictions")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     p.add_argument("--trust", action="store_true",
-                   help="allow a pickled (scikit-learn) bundle from outside this repository's data/ folder; "
-                        "unpickling runs code, so only for bundles you made or trust")
+                   help="allow a pickled (scikit-learn) bundle that is not the train stage's own output in the "
+                        "repository genrelab runs from; unpickling runs code, so only for bundles you made or trust")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--card", default="data/eval/card.json",
                    help="the evaluate stage's model card, shown when it belongs to the bundle (default: %(default)s)")
@@ -499,7 +617,7 @@ def predict_command(argv: list[str]) -> int:
                         "genre_tzanetakis-msd-musicnn-1; see `genrelab models list --kind head`) on its embeddings")
     p.add_argument("--models-dir", default="models",
                    help="folder with the head's and its embedding model's files (default: %(default)s)")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(_file_arguments(list(argv), p))
     if args.top_k < 1:
         p.error(f"--top-k must be at least 1, got {args.top_k}")
     writer = None
@@ -509,6 +627,24 @@ def predict_command(argv: list[str]) -> int:
             p.error(f"--slices {args.slices}: unknown ending {suffix!r}; use one of {', '.join(SLICE_WRITERS)}")
         writer = SLICE_WRITERS[suffix]
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return _run_predict(args, writer)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # a bug, not a bad file: say so, with the traceback, under its own exit status
+        traceback.print_exc()
+        print("error: genrelab predict crashed (exit status 3); the traceback above shows where", file=sys.stderr)
+        return 3
+
+
+def _run_predict(args: argparse.Namespace, writer) -> int:
+    from tqdm.auto import tqdm
+
+    from genrelab.embeddings import EssentiaWorkerError
+    from genrelab.models import UntrustedBundleError, load_bundle
+    from genrelab.models.card import load_card
+
     try:
         if args.head:
             from genrelab.models.heads import head_bundle
@@ -521,7 +657,7 @@ def predict_command(argv: list[str]) -> int:
             print("\n".join(card_notes(card, bundle)), flush=True)
         preds: list[FilePrediction] = []
         items = collect_audio_files(args.paths)
-        width = min(48, max((len(str(f)) for f, _ in items), default=10))
+        width = min(48, max((len(shown_path(f)) for f, _ in items), default=10))
         for pred in _predict_items(bundle, items, top_k=args.top_k, progress=not args.no_progress,
                                    max_duration_s=None, silence_db=SILENCE_DB):
             preds.append(pred)
@@ -533,7 +669,11 @@ def predict_command(argv: list[str]) -> int:
     if args.json:
         print(json.dumps({"model": card.to_dict(), "files": [x.to_dict() for x in preds]}, indent=1))
     if writer is not None:
-        writer(Path(args.slices), preds)
+        try:
+            writer(Path(args.slices), preds)
+        except OSError as exc:
+            print(f"error: cannot write --slices {shown_path(args.slices)}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     failed = sum(not x.ok for x in preds)
     print(f"{len(preds) - failed} of {len(preds)} files classified"
           + (f", {failed} failed" if failed else "") + (f"; slices in {args.slices}" if writer else ""),

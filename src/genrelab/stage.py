@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Any
 
@@ -20,8 +21,18 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """Turn SIGTERM/SIGHUP into ``SystemExit``, so ``finally`` blocks and atomic writers clean up."""
+    signal.signal(signum, signal.SIG_DFL)  # a second signal kills at once
+    raise SystemExit(128 + signum)
+
+
 def run_stage(main, description: str, configure) -> None:
     """Parse arguments, load params, call ``main(args, params)``; config errors exit 2 cleanly.
+
+    ``SIGTERM`` and ``SIGHUP`` (how DVC and job schedulers stop a stage) raise ``SystemExit``
+    like Ctrl-C raises ``KeyboardInterrupt``, so the atomic writers of :mod:`genrelab.io`
+    remove their temporary files instead of leaving them in an output folder.
 
     Parameters
     ----------
@@ -32,12 +43,15 @@ def run_stage(main, description: str, configure) -> None:
     configure : callable
         ``configure(parser)`` adds the stage's path arguments.
     """
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:  # the default action would skip cleanup: temporaries would stay in outputs
+            signal.signal(sig, _exit_on_signal)
     logging.basicConfig(level=os.environ.get("GENRELAB_LOG", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     parser = stage_parser(description)
     configure(parser)
     args = parser.parse_args()
-    from genrelab.download import DownloadError
+    from genrelab.download import DownloadError, ExtractError
 
     try:
         params: dict[str, Any] = load_params(args.params)
@@ -46,8 +60,8 @@ def run_stage(main, description: str, configure) -> None:
 
             configure(from_mapping(ComputeSettings, params["compute"], section="compute"))
         main(args, params)
-    except (ConfigError, FileNotFoundError, PermissionError, DownloadError) as exc:
-        # a bad setting or a missing input (weights, model graph, archive): its message says
+    except (ConfigError, FileNotFoundError, PermissionError, DownloadError, ExtractError) as exc:
+        # a bad setting or a missing or refused input (weights, model graph, archive): its message says
         # what is missing and how to fix it, so a traceback would only bury it
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -10,7 +10,12 @@ Routes (:data:`ROUTES`)::
     GET  /api/info      the model (genres, slice length, variant) and the upload limits (JSON)
     POST /api/predict?name=<file name>
                         the raw file as the request body (no multipart); answers the
-                        prediction as JSON, or ``{"error": "..."}`` with 411, 413, 415 or 422
+                        prediction as JSON, or ``{"error": "..."}`` with 400, 408, 411, 413,
+                        415 or 422 for what is wrong with the request or the file, 503 (with
+                        ``Retry-After``) when the server is busy
+    POST /api/audio?name=<file name>
+                        the same upload, answered as 16-bit WAV for the page's player
+                        (browsers cannot play ``.au`` or ``.aiff``)
 
 For example ``curl -H 'Content-Type: audio/mpeg' --data-binary @song.mp3
 'http://127.0.0.1:7860/api/predict?name=song.mp3'``.
@@ -21,21 +26,31 @@ server never needs a webm/opus decoder. Browsers give pages the microphone only 
 on ``localhost`` / ``127.0.0.1``.
 
 Limits: uploads above ``max_bytes`` are refused from their ``Content-Length`` before they are
-read, and only ``max_duration_s`` (plus one second) of audio is ever decoded. Predictions run
-one at a time. The server has no authentication: keep it on 127.0.0.1 unless you mean to
-share it.
+read, and only ``max_duration_s`` (plus one second) of audio is ever decoded. Every file goes
+through the project's one audio validation (:mod:`genrelab.io`), so a broken file is a 422
+with the reason, never a 500. The server keeps a listen backlog of 128, drops a connection
+idle or stalled for ``socket_timeout_s``, serves at most ``max_connections`` at once (more are
+answered 503 at once, without a thread), runs at most ``workers`` predictions at a time with
+at most ``max_pending`` uploads admitted (the rest get 503 with ``Retry-After``). The server
+has no authentication: keep it on 127.0.0.1 unless you mean to share it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.server
+import io
 import json
 import logging
+import os
+import re
+import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,7 +58,7 @@ from urllib.parse import parse_qs, urlsplit
 from genrelab.predict import AUDIO_EXTENSIONS, AudioInputError, bundle_recipe, predict_file
 from genrelab.models import Bundle
 
-__all__ = ["DemoServer", "make_server", "ROUTES", "PAGE", "demo_command"]
+__all__ = ["DemoServer", "make_server", "ROUTES", "PAGE", "demo_command", "transcode_wav"]
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +83,36 @@ class DemoServer(http.server.ThreadingHTTPServer):
         Longest accepted recording in seconds.
     top_k : int > 0
         Genres listed first in the answer.
+    workers : int > 0
+        Predictions (and transcodes) run at the same time; default: the CPU count, at most 4.
+    max_pending : int > 0
+        Uploads admitted at once (being read, waiting for a worker or running); beyond, 503.
+    max_connections : int > 0
+        Open connections served at once (one thread each); beyond, 503 and close at once.
+    socket_timeout_s : float > 0
+        A connection idle (or a client stalled) this long is closed; an upload body must
+        arrive within ``upload_timeout_s`` in all.
+    upload_timeout_s : float > 0
+    queue_timeout_s : float > 0
+        Longest wait for a worker before answering 503.
     """
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: 5 (the default) reset most of 50 simultaneous uploads
 
     def __init__(self, address: tuple[str, int], bundle: Bundle, *, max_bytes: int = 20_000_000,
-                 max_duration_s: float = 600.0, top_k: int = 3, card_file: str | Path | None = None) -> None:
+                 max_duration_s: float = 600.0, top_k: int = 3, card_file: str | Path | None = None,
+                 workers: int | None = None, max_pending: int = 64, max_connections: int = 256,
+                 socket_timeout_s: float = 30.0, upload_timeout_s: float = 300.0,
+                 queue_timeout_s: float = 120.0) -> None:
+        workers = workers if workers is not None else max(1, min(4, os.cpu_count() or 1))
         if max_bytes <= 0 or max_duration_s <= 0 or top_k < 1:
             raise ValueError(f"max_bytes and max_duration_s must be positive and top_k >= 1, got {max_bytes}, "
                              f"{max_duration_s}, {top_k}")
+        if min(workers, max_pending, max_connections) < 1 or min(socket_timeout_s, upload_timeout_s,
+                                                                   queue_timeout_s) <= 0:
+            raise ValueError("workers, max_pending and max_connections must be at least 1 and the timeouts positive")
         from genrelab.models.card import load_card
 
         self.bundle = bundle
@@ -86,8 +121,76 @@ class DemoServer(http.server.ThreadingHTTPServer):
         self.max_bytes = int(max_bytes)
         self.max_duration_s = float(max_duration_s)
         self.top_k = int(top_k)
-        self.predict_lock = threading.Lock()
+        self.workers = int(workers)
+        self.max_pending = int(max_pending)
+        self.max_connections = int(max_connections)
+        self.socket_timeout_s = float(socket_timeout_s)
+        self.upload_timeout_s = float(upload_timeout_s)
+        self.queue_timeout_s = float(queue_timeout_s)
+        self.work_slots = threading.BoundedSemaphore(self.workers)
+        self._count_lock = threading.Lock()
+        self.pending = 0
+        self.connections = 0
         super().__init__(address, DemoHandler)
+
+    # -- bounded connections: one thread each, at most max_connections
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        with self._count_lock:
+            full = self.connections >= self.max_connections
+            if not full:
+                self.connections += 1
+        if full:
+            self._refuse_connection(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            with self._count_lock:
+                self.connections -= 1
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self.connections -= 1
+
+    def _refuse_connection(self, request: socket.socket) -> None:
+        """Answer 503 without a thread and close (the server holds ``max_connections`` already)."""
+        body = json.dumps({"error": "the server is busy (too many open connections); try again shortly"}).encode()
+        head = ("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        try:
+            request.settimeout(1.0)
+            request.sendall(head + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Count one upload in flight; 503 when ``max_pending`` are already."""
+        with self._count_lock:
+            if self.pending >= self.max_pending:
+                raise HTTPError(503, "the server is busy (too many uploads at once); try again shortly",
+                                retry_after=5)
+            self.pending += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self.pending -= 1
+
+    @contextlib.contextmanager
+    def worker(self) -> Iterator[None]:
+        """Hold one of the ``workers`` prediction slots; 503 after ``queue_timeout_s`` of waiting."""
+        if not self.work_slots.acquire(timeout=self.queue_timeout_s):
+            raise HTTPError(503, "the server is busy; try again shortly", retry_after=10)
+        try:
+            yield
+        finally:
+            self.work_slots.release()
 
     @property
     def url(self) -> str:
@@ -122,9 +225,10 @@ def _mb(n: float) -> str:
 class HTTPError(Exception):
     """An answer other than 200, with the message the page shows."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class DemoHandler(http.server.BaseHTTPRequestHandler):
@@ -133,6 +237,10 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
     server: DemoServer
     server_version = "genrelab-demo"
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        self.timeout = self.server.socket_timeout_s  # StreamRequestHandler sets it on the socket
+        super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.info("%s %s", self.address_string(), format % args)
@@ -148,7 +256,16 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
                 raise HTTPError(404, f"no such page: {path}")
             route(self)
         except HTTPError as exc:
-            self._send_json({"error": str(exc)}, status=exc.status)
+            self._send_json({"error": str(exc)}, status=exc.status, retry_after=exc.retry_after)
+        except (TimeoutError, ConnectionError) as exc:  # the client stalled or went away mid-request
+            log.info("%s %s: %s", method, path, type(exc).__name__)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self._send_json({"error": "the request stalled; send it again"}, status=408)
+        except MemoryError:
+            self.close_connection = True
+            self._send_json({"error": "the server ran out of memory for this file; try a shorter one"}, status=503,
+                            retry_after=30)
         except Exception as exc:  # pragma: no cover - a bug; keep serving
             log.exception("%s %s failed", method, path)
             self._send_json({"error": f"internal error: {type(exc).__name__}: {exc}"}, status=500)
@@ -160,9 +277,11 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     # -- replies
-    def _send(self, body: bytes, content_type: str, *, status: int = 200) -> None:
+    def _send(self, body: bytes, content_type: str, *, status: int = 200, retry_after: int | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if retry_after is not None:
+            self.send_header("Retry-After", str(int(retry_after)))
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
@@ -174,17 +293,19 @@ class DemoHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_json(self, obj: Any, *, status: int = 200) -> None:
-        self._send(json.dumps(obj).encode(), "application/json", status=status)
+    def _send_json(self, obj: Any, *, status: int = 200, retry_after: int | None = None) -> None:
+        self._send(json.dumps(obj).encode(), "application/json", status=status, retry_after=retry_after)
 
     def _drain(self, length: int) -> None:
         """Read and drop a refused body (up to a bound) so the browser sees the answer, not a reset."""
         left = min(length, 4 * self.server.max_bytes)
-        while left > 0:
-            chunk = self.rfile.read(min(left, 1 << 16))
-            if not chunk:
-                break
-            left -= len(chunk)
+        deadline = time.monotonic() + min(30.0, self.server.upload_timeout_s)
+        with contextlib.suppress(OSError):
+            while left > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
         self.close_connection = True
 
 
@@ -196,14 +317,25 @@ def _info(h: DemoHandler) -> None:
     h._send_json(h.server.info())
 
 
-def _predict(h: DemoHandler) -> None:
+@contextlib.contextmanager
+def _upload(h: DemoHandler) -> Iterator[tuple[Path, str]]:
+    """Check an upload's headers, read its body into a temporary file; yield (file, shown name).
+
+    Every problem with the request is a 4xx with a one-line reason (or 503 when busy).
+    """
     server = h.server
     query = parse_qs(urlsplit(h.path).query)
     name = Path((query.get("name") or ["upload"])[0]).name or "upload"  # a label only, never a path here
+    if h.headers.get("Transfer-Encoding"):
+        h.close_connection = True
+        raise HTTPError(411, "chunked uploads are not supported: send the file with a Content-Length header")
     length_text = h.headers.get("Content-Length")
-    if length_text is None or not length_text.isdigit():
+    if length_text is None:
         h.close_connection = True
         raise HTTPError(411, "the upload needs a Content-Length header (send the file as the request body)")
+    if not re.fullmatch(r"[0-9]{1,15}", length_text.strip()):
+        h.close_connection = True
+        raise HTTPError(400, f"bad Content-Length header {length_text[:40]!r}: expected a number of bytes")
     length = int(length_text)
     suffix = Path(name).suffix.lower()
     ctype = (h.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip().lower()
@@ -220,19 +352,35 @@ def _predict(h: DemoHandler) -> None:
                              f"({exts})")
     if length == 0:
         raise HTTPError(422, "the file is empty")
-    with tempfile.TemporaryDirectory(prefix="genrelab-demo-") as tmp:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(server.admitted())
+        except HTTPError:
+            h._drain(length)
+            raise
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="genrelab-demo-"))
         path = Path(tmp) / f"upload{suffix}"
+        deadline = time.monotonic() + server.upload_timeout_s
         with open(path, "wb") as fh:
             left = length
             while left > 0:
+                if time.monotonic() > deadline:
+                    h.close_connection = True
+                    raise HTTPError(408, f"the upload took longer than {server.upload_timeout_s:g} s; try again")
                 chunk = h.rfile.read(min(left, 1 << 16))
                 if not chunk:
                     h.close_connection = True
                     raise HTTPError(400, f"the upload stopped after {length - left} of {length} bytes; try again")
                 fh.write(chunk)
                 left -= len(chunk)
+        yield path, name
+
+
+def _predict(h: DemoHandler) -> None:
+    server = h.server
+    with _upload(h) as (path, name):
         try:
-            with server.predict_lock:
+            with server.worker():
                 pred = predict_file(server.bundle, path, top_k=server.top_k, max_duration_s=server.max_duration_s,
                                     name=name, recipe=server.recipe)
         except AudioInputError as exc:  # one line saying what is wrong with the file
@@ -242,17 +390,63 @@ def _predict(h: DemoHandler) -> None:
     h._send_json(body)
 
 
+def _audio(h: DemoHandler) -> None:
+    """The upload as 16-bit WAV (at most 48 kHz, 2 channels), for browsers that cannot play its format."""
+    server = h.server
+    with _upload(h) as (path, _):
+        try:
+            with server.worker():
+                data = transcode_wav(path, max_duration_s=server.max_duration_s)
+        except AudioInputError as exc:
+            raise HTTPError(422, str(exc)) from exc
+    h._send(data, "audio/wav")
+
+
+def transcode_wav(path: str | Path, *, max_duration_s: float) -> bytes:
+    """Decode ``path`` (validated like every upload) and encode it as 16-bit PCM WAV bytes.
+
+    Parameters
+    ----------
+    path : path
+        Audio file in any format :func:`genrelab.io.load_audio` reads.
+    max_duration_s : float
+        Only this many seconds are decoded.
+
+    Raises
+    ------
+    AudioInputError
+        If the file is not usable audio (one-line reason).
+    """
+    import numpy as np
+    import soundfile as sf
+
+    from genrelab.io import AudioDecodeError, load_audio, read_audio_info
+
+    try:
+        native = read_audio_info(path).sample_rate
+        y, sr = load_audio(path, sr=None if native <= 48000 else 48000, mono=False, duration=max_duration_s)
+    except AudioDecodeError as exc:
+        raise AudioInputError(str(exc).replace(f"{path}: ", "", 1)) from exc
+    if y.shape[0] > 2:
+        y = y.mean(axis=0, keepdims=True)
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(y.T, -1.0, 1.0), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
 ROUTES: dict[tuple[str, str], Callable[[DemoHandler], None]] = {
     ("GET", "/"): _page,
     ("GET", "/index.html"): _page,
     ("GET", "/api/info"): _info,
     ("POST", "/api/predict"): _predict,
+    ("POST", "/api/audio"): _audio,
 }
 """Request handlers by (method, path)."""
 
 
 def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, max_bytes: int = 20_000_000,
-                max_duration_s: float = 600.0, top_k: int = 3, card_file: str | Path | None = None) -> DemoServer:
+                max_duration_s: float = 600.0, top_k: int = 3, card_file: str | Path | None = None,
+                **limits: Any) -> DemoServer:
     """Bind the demo server (call ``serve_forever()`` on it; ``port=0`` picks a free port).
 
     Parameters
@@ -269,6 +463,9 @@ def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, ma
         Genres listed first.
     card_file : path, optional
         The evaluate stage's ``card.json``: its test metrics are shown when it belongs to ``bundle``.
+    **limits
+        ``workers``, ``max_pending``, ``max_connections``, ``socket_timeout_s``,
+        ``upload_timeout_s``, ``queue_timeout_s`` of :class:`DemoServer`.
 
     Raises
     ------
@@ -278,7 +475,7 @@ def make_server(bundle: Bundle, *, host: str = "127.0.0.1", port: int = 7860, ma
         If the port is taken.
     """
     return DemoServer((host, int(port)), bundle, max_bytes=max_bytes, max_duration_s=max_duration_s, top_k=top_k,
-                      card_file=card_file)
+                      card_file=card_file, **limits)
 
 
 def demo_command(argv: list[str]) -> int:
@@ -293,18 +490,23 @@ def demo_command(argv: list[str]) -> int:
     p.add_argument("--max-mb", type=float, default=20.0, help="largest upload in MB (default: %(default)s)")
     p.add_argument("--max-minutes", type=float, default=10.0, help="longest recording (default: %(default)s)")
     p.add_argument("--top-k", type=int, default=3, help="genres listed first (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="predictions run at once (default: the CPU count, at most 4); more uploads wait, up to 64, "
+                        "then get 503")
     p.add_argument("--trust", action="store_true",
-                   help="allow a pickled (scikit-learn) bundle from outside this repository's data/ folder")
+                   help="allow a pickled (scikit-learn) bundle that is not the train stage's own output in the "
+                        "repository genrelab runs from")
     p.add_argument("--card", default="data/eval/card.json",
                    help="the evaluate stage's model card, shown when it belongs to the bundle (default: %(default)s)")
     args = p.parse_args(argv)
-    if args.max_mb <= 0 or args.max_minutes <= 0 or args.top_k < 1:
-        p.error("--max-mb and --max-minutes must be positive and --top-k at least 1")
+    if args.max_mb <= 0 or args.max_minutes <= 0 or args.top_k < 1 or (args.workers is not None and args.workers < 1):
+        p.error("--max-mb and --max-minutes must be positive and --top-k and --workers at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     try:
         bundle = load_bundle(args.model, trust=args.trust)
         server = make_server(bundle, host=args.host, port=args.port, max_bytes=int(args.max_mb * 1e6),
-                             max_duration_s=args.max_minutes * 60, top_k=args.top_k, card_file=args.card)
+                             max_duration_s=args.max_minutes * 60, top_k=args.top_k, card_file=args.card,
+                             workers=args.workers)
     except (ConfigError, FileNotFoundError, UntrustedBundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -478,8 +680,28 @@ function show(res, blob) {
     Object.assign(document.createElement("div"), {textContent: `⚠ Warning: ${w}`})));
   drawBars(res);
   drawTimeline(res);
+  setPlayer(blob, res.path);
+}
+
+// The player gets the upload itself when the browser can play its format, else a WAV transcoded
+// by the server (browsers play neither .au nor, mostly, .aiff).
+const MIME = {".wav": "audio/wav", ".wave": "audio/wav", ".au": "audio/basic", ".snd": "audio/basic",
+              ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg; codecs=opus",
+              ".flac": "audio/flac", ".aif": "audio/aiff", ".aiff": "audio/aiff", ".aifc": "audio/aiff"};
+
+async function setPlayer(blob, name) {
+  const dot = name.lastIndexOf("."), ext = dot >= 0 ? name.slice(dot).toLowerCase() : "";
+  const mime = MIME[ext] || blob.type || "";
+  let playable = blob;
+  if (!mime || !$("player").canPlayType(mime)) {
+    try {
+      const r = await fetch("api/audio?name=" + encodeURIComponent(name), {
+        method: "POST", body: blob, headers: {"Content-Type": "application/octet-stream"}});
+      if (r.ok) playable = await r.blob();
+    } catch (e) { /* keep the original: the result is shown anyway */ }
+  }
   if (playerURL) URL.revokeObjectURL(playerURL);
-  playerURL = URL.createObjectURL(blob);
+  playerURL = URL.createObjectURL(playable);
   $("player").src = playerURL;
 }
 

@@ -9,7 +9,9 @@ is chosen with the ``('set', 'subset')`` column of ``tracks.csv``.
 ``tracks.csv`` has a two-level column header plus an index line (see ``load_fma_tracks``).
 Known errata of the audio: a few files hold no audio (quarantined, with the reason) and
 some clips are shorter than 30 s (kept, with their measured duration; counted as
-``n_short`` in ``summary.json``).
+``n_short`` in ``summary.json``). Every file goes through the project's audio validation
+(:func:`genrelab.io.scan_audio`: plausible header, finite samples, sane peak, at least 1 s,
+not silent, not DC only); a file that fails it is quarantined with the reason.
 """
 
 from __future__ import annotations
@@ -238,7 +240,7 @@ def _locate(source: str, archive: str, settings: FmaSettings, *, progress: bool)
         if src.is_dir():
             return src
         if archive_format(src) is None:
-            raise ValueError(f"FMA source {src} is a file but not a .zip archive")
+            raise ConfigError(f"dataset: FMA source {src} is a file but not a .zip archive")
         return extract(src, cache / src.name.removesuffix(archive_format(src)), progress=progress)
     sha1 = settings.sha1.get(archive) or None
     path = download(settings.urls(archive), cache / archive, sha1=sha1, progress=progress)
@@ -346,7 +348,7 @@ def prepare_fma(
     Notes
     -----
     Writes atomically ``out_dir/index.csv``, ``out_dir/quarantine.csv`` (``track_id,
-    path, reason``: missing file, empty or undecodable audio, no ``genre_top``) and
+    path, reason``: missing file, empty, undecodable or unusable audio, no ``genre_top``) and
     ``out_dir/summary.json`` (numbers only: ``n_listed`` tracks of the subset in
     ``tracks.csv``, ``n_found`` audio files present, ``n_usable``, ``n_quarantined``,
     ``n_short``, per-split counts).

@@ -26,6 +26,7 @@ columns are ``genrelab.datasets.INDEX_COLUMNS``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -35,14 +36,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from genrelab import GENRES
 from genrelab.config import ConfigError, from_mapping, require_choice
 from genrelab.datasets import INDEX_COLUMNS
 from genrelab.download import archive_format, download, extract
-from genrelab.io import AudioDecodeError, atomic_path, load_audio, write_json
+from genrelab.io import DEFAULT_LIMITS, AudioDecodeError, AudioLimits, AudioProbe, atomic_path, scan_audio, write_json
 
 __all__ = [
     "QUARANTINE_COLUMNS",
@@ -75,26 +75,20 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")
 """Values of ``official_split`` (besides ``""`` for a track in no official split)."""
 
 
-@dataclass(frozen=True)
-class AudioProbe:
-    """What a full decode of one file found."""
+def probe_audio(path: str | os.PathLike, limits: AudioLimits = DEFAULT_LIMITS) -> AudioProbe:
+    """Check one file with the project's audio validation and measure it (:func:`genrelab.io.scan_audio`).
 
-    duration_s: float
-    sample_rate: int
-
-
-def probe_audio(path: str | os.PathLike) -> AudioProbe:
-    """Decode a whole file once to check it is readable, and measure it.
-
-    ``soundfile`` streams the file block by block (wav, au, flac, ogg, mp3 with
-    libsndfile >= 1.1); anything it cannot open falls back to ``genrelab.io.load_audio``
-    (audioread). The duration is counted from the decoded samples, not the header, so a
+    The header is checked before decoding (plausible sample rate and duration), then the whole
+    file is streamed: finite samples, a sane peak, at least ``limits.min_duration_s``, not
+    silent, not a constant DC level. The duration is counted from the decoded samples, so a
     truncated file reports its real length.
 
     Parameters
     ----------
     path : str or PathLike
         Audio file.
+    limits : AudioLimits
+        What counts as usable (a dataset passes its known rate and clip length).
 
     Returns
     -------
@@ -104,39 +98,9 @@ def probe_audio(path: str | os.PathLike) -> AudioProbe:
     Raises
     ------
     AudioDecodeError
-        If the file is missing or empty, cannot be decoded, holds no samples, or holds
-        non-finite samples. The message says which.
+        If the file is missing, empty, undecodable or unusable; the message says why.
     """
-    import soundfile as sf
-
-    path = Path(path)
-    if not path.is_file():
-        raise AudioDecodeError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioDecodeError(f"{path}: empty file (0 bytes)")
-    n = 0
-    try:
-        f = sf.SoundFile(path)
-    except Exception:  # noqa: BLE001 - libsndfile cannot open it: let audioread try
-        f = None
-    if f is not None:
-        with f:
-            sr = int(f.samplerate)
-            try:
-                for block in f.blocks(blocksize=1 << 16, dtype="float32", always_2d=True):
-                    if not np.isfinite(block).all():
-                        raise AudioDecodeError(f"{path}: holds non-finite samples")
-                    n += len(block)
-            except AudioDecodeError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - corrupt stream part-way through
-                raise AudioDecodeError(f"{path}: decoding failed after {n} frames ({exc})") from exc
-    else:
-        y, sr = load_audio(path, sr=None, mono=True)
-        n = int(y.shape[-1])
-    if n == 0 or sr <= 0:
-        raise AudioDecodeError(f"{path}: holds no audio samples")
-    return AudioProbe(duration_s=n / sr, sample_rate=sr)
+    return scan_audio(path, limits)
 
 
 def _unreadable(exc: Exception) -> bool:
@@ -162,6 +126,7 @@ def write_index(
     desc: str = "check audio",
     short_s: float | None = None,
     extra_summary: Mapping[str, int | float] | None = None,
+    limits: AudioLimits = DEFAULT_LIMITS,
 ) -> pd.DataFrame:
     """Probe every candidate track and write ``index.csv``, ``quarantine.csv``, ``summary.json``.
 
@@ -182,6 +147,9 @@ def write_index(
         (they stay in the index with their real duration).
     extra_summary : mapping, optional
         More numbers for ``summary.json``.
+    limits : AudioLimits
+        The audio validation every file goes through (:func:`probe_audio`); a file that fails
+        it is quarantined with the one-line reason.
 
     Returns
     -------
@@ -204,7 +172,8 @@ def write_index(
     n_found = sum(Path(cand["path"]).is_file() for cand in candidates)
     to_probe = [k for k, cand in enumerate(candidates) if not cand.get("reason")]
     probes: dict[int, Any] = {}
-    for i, result in map_tracks(probe_audio, [Path(candidates[k]["path"]) for k in to_probe], desc=desc,
+    check = functools.partial(probe_audio, limits=limits)  # picklable: runs in worker processes too
+    for i, result in map_tracks(check, [Path(candidates[k]["path"]) for k in to_probe], desc=desc,
                                 progress=progress):
         if isinstance(result, Exception) and not _unreadable(result):
             raise result  # a bug or a setup problem, not a bad file
@@ -393,13 +362,28 @@ class GtzanSettings:
     md5: str | None = GTZAN_MD5
     cache_dir: str = "~/.cache/genrelab/gtzan"
     split: str = "fault_filtered"
+    expected_sample_rate: int | None = 22050
+    expected_duration_s: tuple[float, ...] = (25.0, 35.0)
 
     def __post_init__(self) -> None:
         check_gtzan_split("dataset.split", self.split)
+        if self.expected_sample_rate is not None and not 4000 <= self.expected_sample_rate <= 768_000:
+            raise ConfigError(f"dataset.expected_sample_rate: a rate in Hz (22050 for GTZAN) or null for any, "
+                              f"got {self.expected_sample_rate!r}")
+        lo_hi = self.expected_duration_s
+        if len(lo_hi) != 2 or not 0 <= lo_hi[0] <= lo_hi[1]:
+            raise ConfigError(f"dataset.expected_duration_s: [shortest, longest] in seconds (GTZAN clips are 30 s: "
+                              f"[25, 35]), got {list(lo_hi)!r}")
         if not self.source and not self.urls:
             raise ConfigError("dataset: set `source` to a local GTZAN copy or give at least one URL in `urls`")
         if not self.cache_dir:
             raise ConfigError("dataset.cache_dir: must name a folder for downloads and extraction")
+
+    def limits(self) -> AudioLimits:
+        """The audio validation of this dataset's files: GTZAN's known rate and clip length."""
+        rates = () if self.expected_sample_rate is None else (self.expected_sample_rate,)
+        return AudioLimits(sample_rates=rates, min_duration_s=float(self.expected_duration_s[0]),
+                           max_duration_s=float(self.expected_duration_s[1]))
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any] | None) -> GtzanSettings:
@@ -509,7 +493,7 @@ def locate_gtzan(settings: GtzanSettings | Mapping[str, Any], *, progress: bool 
             )
         if src.is_file():
             if archive_format(src) is None:
-                raise ValueError(f"GTZAN source {src} is a file but not a .tar.gz/.tgz/.tar/.zip archive")
+                raise ConfigError(f"dataset.source: {src} is a file but not a .tar.gz/.tgz/.tar/.zip archive")
             src = extract(src, cache / _archive_stem(src), progress=progress)
         return find_gtzan_audio(src)
     archive = download(list(s.urls), cache / GTZAN_ARCHIVE_NAME, md5=s.md5 or None, progress=progress)
@@ -557,6 +541,13 @@ def prepare_gtzan(settings: Mapping[str, Any], out_dir: str | os.PathLike, *, pr
         ``split`` : {"fault_filtered", "stratified"}
             Which shipped split fills ``official_split`` (default ``fault_filtered``).
             Folds are made by the split stage (``split=kfold``), not here.
+        ``expected_sample_rate`` : int or None
+            Every GTZAN clip is 22050 Hz (default); a file whose header says otherwise has a
+            corrupted header and is quarantined. ``null`` accepts any plausible rate.
+        ``expected_duration_s`` : [float, float]
+            Shortest and longest clip accepted, in seconds (default ``[25, 35]``: the clips are
+            30 s). Every file also goes through :func:`genrelab.io.scan_audio` (finite samples,
+            sane peak, not silent, not DC only).
     out_dir : str or PathLike
         Output folder (created).
     progress : bool
@@ -588,7 +579,7 @@ def prepare_gtzan(settings: Mapping[str, Any], out_dir: str | os.PathLike, *, pr
     Notes
     -----
     Writes atomically ``out_dir/index.csv`` (the table above), ``out_dir/quarantine.csv``
-    (``track_id, path, reason`` of unreadable files, excluded from the index) and
+    (``track_id, path, reason`` of unreadable or unusable files, excluded from the index) and
     ``out_dir/summary.json`` (numbers only: ``n_found``, ``n_usable``,
     ``n_quarantined``, ``n_train``, ``n_valid``, ``n_test``, ``n_unassigned``).
 
@@ -604,4 +595,4 @@ def prepare_gtzan(settings: Mapping[str, Any], out_dir: str | os.PathLike, *, pr
         raise GtzanLayoutError(f"no GTZAN tracks found in {audio_dir}")
     if len(candidates) != 1000:
         log.warning("GTZAN: found %d tracks in %s (the full dataset has 1000)", len(candidates), audio_dir)
-    return write_index(candidates, out_dir, progress=progress, desc="check GTZAN audio")
+    return write_index(candidates, out_dir, progress=progress, desc="check GTZAN audio", limits=s.limits())

@@ -391,7 +391,9 @@ def track_features(y: np.ndarray, sr: int, *, extractor, slicing: SliceSettings,
     Raises
     ------
     ValueError
-        If the signal is shorter than one slice.
+        If the signal is shorter than one slice;
+        :class:`~genrelab.features.checks.NonFiniteFeaturesError` (a ``ValueError``) if a
+        feature is NaN or inf.
 
     See Also
     --------

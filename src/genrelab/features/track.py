@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genrelab.features.analysis import SliceAnalysis
+from genrelab.features.checks import require_finite
 from genrelab.features.slicing import SliceSettings, slice_signal
 
 __all__ = ["TrackFeatures", "track_feature_sets", "file_feature_sets", "WORKER_PRELOAD"]
@@ -90,6 +91,8 @@ def track_feature_sets(y: np.ndarray, sr: int, *, extractors: Sequence, slicing:
             vector, starts = ex.embed_track(y, sr)
             out[name] = TrackFeatures(vector=vector, frames=None, starts_s=starts)
     if not sliced:
+        for feats in out.values():
+            require_finite(feats.vector)
         return out
     slices, starts = slice_signal(y, sr, slicing)  # (n_slices, n_channels, L)
     n_slices, n_ch, length = slices.shape
@@ -111,6 +114,8 @@ def track_feature_sets(y: np.ndarray, sr: int, *, extractors: Sequence, slicing:
             vector=np.concatenate(vectors[name]).astype(np.float32, copy=False),
             frames=np.concatenate(frames[name]).astype(np.float32, copy=False) if frames[name] else None,
             starts_s=starts)
+    for feats in out.values():
+        require_finite(feats.vector, feats.frames)  # a NaN never reaches a feature set or a model
     return {name: out[name] for name in names}
 
 

@@ -15,6 +15,8 @@ The evaluate stage scores this very ensemble (per fold: the ensemble of that fol
 from __future__ import annotations
 
 import functools
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,10 @@ import numpy as np
 
 from genrelab.features import FeatureSet
 from genrelab.io import read_json
-from genrelab.models.registry import load_model
+from genrelab.models.registry import load_model, model_pickles
 
-__all__ = ["BUNDLE_SECTIONS", "Bundle", "bundle_members", "combine_members", "load_bundle", "UntrustedBundleError", "PICKLE_SUFFIXES"]
+__all__ = ["BUNDLE_SECTIONS", "Bundle", "bundle_members", "combine_members", "load_bundle", "UntrustedBundleError",
+           "PICKLE_SUFFIXES", "repository_root", "untrusted_reason"]
 
 BUNDLE_SECTIONS = ("features", "variant", "slicing", "audio", "separation", "model", "models")
 
@@ -112,14 +115,82 @@ PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
 class UntrustedBundleError(PermissionError):
-    """A bundle holds pickled models and lies outside this repository's ``data/`` folder."""
+    """A bundle holds pickled models and is not the train stage's own output in this repository."""
 
 
-def _trusted_location(folder: Path) -> bool:
-    """Whether ``folder`` lies under ``data/`` of this repository or of the DVC project in the cwd."""
-    roots = {Path(__file__).resolve().parents[2], Path.cwd().resolve()}  # editable checkout; dvc repro's cwd
-    real = folder.resolve()
-    return any((r / "dvc.yaml").is_file() and real.is_relative_to(r / "data") for r in roots)
+def repository_root() -> Path | None:
+    """The repository genrelab itself runs from (an editable checkout: ``<root>/src/genrelab``), or None.
+
+    Only this repository's ``data/`` is trusted; the working directory is never consulted, so
+    running ``genrelab predict`` inside someone else's repository does not trust their files.
+    """
+    import genrelab
+
+    root = Path(genrelab.__file__).resolve().parents[2]
+    return root if (root / "dvc.yaml").is_file() and (root / "src" / "genrelab").is_dir() else None
+
+
+def untrusted_reason(folder: str | Path, files: list[Path]) -> str | None:
+    """Why the pickles ``files`` of bundle ``folder`` are not trusted, or None if they are.
+
+    Trusted means: the bundle lies in ``data/`` of :func:`repository_root`, no symbolic link
+    outside ``data/`` leads into it, and every file that will be unpickled resolves (links
+    followed) to a file inside the bundle itself (or in the repository's own DVC cache, where
+    DVC's link cache types point).
+
+    Parameters
+    ----------
+    folder : path
+        The bundle folder as given.
+    files : list of Path
+        The exact files that loading will unpickle (under ``folder``).
+    """
+    root = repository_root()
+    if root is None:
+        return ("genrelab does not run from a repository checkout (no dvc.yaml beside its src/), so no bundle "
+                "folder is trusted")
+    data = root / "data"
+    real = Path(folder).resolve()
+    if not real.is_relative_to(data):
+        return f"it lies outside {data}, the train stage's output folder of the repository genrelab runs from"
+    given = Path(os.path.abspath(folder))
+    for part in [*reversed(given.parents), given]:
+        link_outside = part.is_symlink() and not (part.parent.resolve() / part.name).is_relative_to(data)
+        if link_outside and part.resolve().is_relative_to(data):
+            return f"{part} is a symbolic link from outside {data} into it"
+    cache = (root / ".dvc" / "cache").resolve()
+    for f in files:
+        target = f.resolve()
+        if not (target.is_relative_to(real) or target.is_relative_to(cache)):
+            return f"{f} is a symbolic link out of the bundle (to {target})"
+    return None
+
+
+_MEMBER_PATH = re.compile(r"(fold_[0-9]+/)?seed_[0-9]+")
+
+
+def _bundle_meta(folder: Path) -> dict:
+    """Read and check ``bundle.json`` (seeds and member paths name folders: only ``[fold_<k>/]seed_<k>``)."""
+    from genrelab.config import ConfigError
+    from genrelab.models.registry import MODELS
+
+    try:
+        meta = read_json(folder / "bundle.json")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{folder}/bundle.json: unreadable ({exc}); re-run the 'train' stage") from exc
+    seeds = meta.get("seeds") if isinstance(meta, dict) else None
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        raise ConfigError(f"{folder}/bundle.json: 'seeds' must be a list of integers, got {seeds!r}")
+    if meta.get("model") not in MODELS:
+        raise ConfigError(f"{folder}/bundle.json: unknown model {meta.get('model')!r}; valid: {', '.join(MODELS)}")
+    if not isinstance(meta.get("labels"), list):
+        raise ConfigError(f"{folder}/bundle.json: 'labels' must be a list of genre names")
+    members = meta.get("members")
+    if members is not None and (not isinstance(members, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("path"), str) and _MEMBER_PATH.fullmatch(m["path"])
+            for m in members)):  # member paths name folders: nothing may point outside the bundle
+        raise ConfigError(f"{folder}/bundle.json: 'members' must list paths like seed_0 or fold_1/seed_0")
+    return meta
 
 
 def load_bundle(folder: str | Path, *, trust: bool = False) -> Bundle:
@@ -130,27 +201,32 @@ def load_bundle(folder: str | Path, *, trust: bool = False) -> Bundle:
     folder : path
         The bundle folder.
     trust : bool
-        Allow pickled models (scikit-learn ``model.joblib``) from a folder outside this
-        repository's ``data/``. Unpickling runs code chosen by whoever wrote the file, so only
-        set it for bundles you made or trust. Bundles under ``data/`` (the train stage's own
-        output) and pickle-free bundles (torch weights, npz) load without it.
+        Allow pickled models (scikit-learn ``model.joblib``) that are not the train stage's own
+        output in this repository (see :func:`untrusted_reason`). Unpickling runs code chosen
+        by whoever wrote the file, so only set it for bundles you made or trust. Bundles under
+        ``data/`` of the repository genrelab runs from, and pickle-free bundles (torch weights
+        loaded weights-only, npz), load without it.
 
     Raises
     ------
     FileNotFoundError
         If ``folder`` holds no ``bundle.json``.
+    genrelab.config.ConfigError
+        If ``bundle.json`` is unreadable or malformed.
     UntrustedBundleError
-        If the bundle holds pickles, lies outside ``data/`` and ``trust`` is false.
+        If the bundle's model files are pickles, they are not trusted, and ``trust`` is false.
     """
     folder = Path(folder)
     if not (folder / "bundle.json").is_file():
         raise FileNotFoundError(f"{folder}: not a model bundle (no bundle.json); run the 'train' stage first")
-    pickles = sorted({p.name for p in folder.rglob("*") if p.suffix in PICKLE_SUFFIXES})
-    if pickles and not trust and not _trusted_location(folder):
+    meta = _bundle_meta(folder)
+    names = model_pickles(meta["model"])
+    pickles = [folder / m["path"] / name for m in bundle_members(meta) for name in names]
+    reason = None if trust or not pickles else untrusted_reason(folder, pickles)
+    if reason is not None:
         raise UntrustedBundleError(
-            f"{folder}: this bundle holds pickled models ({', '.join(pickles)}) and lies outside this "
-            "repository's data/ folder; unpickling a file can run arbitrary code. Load it only if you made it or "
-            "trust its source: pass trust=True (command line: --trust)")
-    meta = read_json(folder / "bundle.json")
+            f"{folder}: this bundle holds pickled models ({', '.join(sorted(set(names)))}) and {reason}; "
+            "unpickling a file can run arbitrary code. Load it only if you made it or trust its source: pass "
+            "trust=True (command line: --trust)")
     models = {m["path"]: load_model(meta["model"], folder / m["path"]) for m in bundle_members(meta)}
     return Bundle(folder=folder, meta=meta, models=models)

@@ -380,14 +380,18 @@ class SklearnModel:
         return out
 
     def save(self, folder: str | Path) -> None:
-        """Save as ``model.joblib`` (a pickle: load only bundles you trust)."""
+        """Save as ``model.joblib`` (a pickle: load only bundles you trust).
+
+        Identical fits give byte-identical files: timings (``*_seconds``) stay out of the file.
+        """
         import joblib
 
         from genrelab.io import atomic_path
 
+        report = {k: v for k, v in self.report.items() if not k.endswith("_seconds")}
         with atomic_path(Path(folder) / "model.joblib") as tmp:
             joblib.dump({"name": self.name, "seed": self.seed, "n_classes": self.n_classes,
-                         "settings": self.settings, "pipeline": self.pipeline, "report": self.report}, tmp)
+                         "settings": self.settings, "pipeline": self.pipeline, "report": report}, tmp)
 
 
 def build_sklearn(settings: Any, *, n_classes: int, input_shape: tuple[int, ...], seed: int,

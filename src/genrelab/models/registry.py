@@ -24,7 +24,7 @@ from genrelab.models.classical import CLASSICAL_SETTINGS, build_sklearn, load_sk
 from genrelab.models.frames import FRAME_MODELS, HMMSettings, DeepSettings, build_frame_model, load_frame_model
 from genrelab.models.heads import EssentiaHeadSettings, build_head, load_head
 
-__all__ = ["ModelSpec", "MODELS", "register", "build_model", "load_model", "model_input"]
+__all__ = ["ModelSpec", "MODELS", "register", "build_model", "load_model", "model_input", "model_pickles"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class ModelSpec:
         (torch models, hmmlearn) happen inside it, so the registry itself stays cheap.
     load : callable
         ``load(folder) -> model``.
+    pickles : tuple of str
+        Files in the model's folder that ``load`` unpickles (loading one can run arbitrary
+        code): :func:`genrelab.models.load_bundle` checks exactly these before loading.
     """
 
     name: str
@@ -50,6 +53,7 @@ class ModelSpec:
     settings: type
     build: Callable[..., Any]
     load: Callable[..., Any]
+    pickles: tuple[str, ...] = ()
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -100,6 +104,12 @@ def model_input(settings: dict[str, Any]) -> str:
     return spec.input
 
 
+def model_pickles(name: str) -> tuple[str, ...]:
+    """Files (relative to a model's folder) that loading model ``name`` unpickles."""
+    require_choice("model.name", name, MODELS)
+    return MODELS[name].pickles
+
+
 def load_model(name: str, folder: str | Path):
     """Load a model saved by its ``save(folder)``."""
     require_choice("model.name", name, MODELS)
@@ -107,7 +117,8 @@ def load_model(name: str, folder: str | Path):
 
 
 for _name, _settings in CLASSICAL_SETTINGS.items():
-    register(ModelSpec(_name, "vector", _settings, functools.partial(build_sklearn, name=_name), load_sklearn))
+    register(ModelSpec(_name, "vector", _settings, functools.partial(build_sklearn, name=_name), load_sklearn,
+                       pickles=("model.joblib",)))
 for _name in FRAME_MODELS:
     register(ModelSpec(_name, "frames", HMMSettings if _name == "hmm" else DeepSettings,
                        functools.partial(build_frame_model, name=_name), load_frame_model))

@@ -94,6 +94,16 @@ def _read_split_table(split_table: str | Path | pd.DataFrame | None) -> pd.DataF
     return pd.read_csv(split_table, dtype={"track_id": str, "artist": str, "group": str}, keep_default_na=False)
 
 
+def _require_finite(fs: FeatureSet, name: str) -> None:
+    """Refuse NaN/inf features, naming the tracks (the features stage skips such tracks, so these
+    come from a features folder made elsewhere or by an older genrelab)."""
+    bad = ~np.isfinite(fs.X).all(axis=1)
+    if bad.any():
+        tracks = sorted(set(map(str, np.asarray(fs.meta["track_id"])[bad])))
+        raise ConfigError(f"train: {int(bad.sum())} {name} slices have NaN/inf features (tracks "
+                          f"{', '.join(tracks[:5])}{' ...' if len(tracks) > 5 else ''}); re-run the 'features' stage")
+
+
 def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str | Path, *,
                  split_table: str | Path | pd.DataFrame | None, progress: bool = True) -> dict[str, Any]:
     """Fit one model per seed (per fold and seed under ``split.fold=all``) and save them as a bundle.
@@ -139,6 +149,8 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
             where = f" (fold {fold})" if fold is not None else ""
             if len(train.meta) == 0:
                 raise ConfigError(f"train: the train split{where} holds no slices")
+            for name, fs in (("train", train), ("valid", valid)):
+                _require_finite(fs, f"{name}{where}")
             if fold in (None, 0):
                 first = sets
                 report.update({"n_train_slices": len(train.meta), "n_valid_slices": len(valid.meta)})

@@ -30,10 +30,12 @@ demucs' bundled ones, so dropping ``955717e8-8726e21a.th`` into a folder is enou
 ``htdemucs``. Nothing is downloaded unless ``download=True``; missing files raise
 :class:`MissingWeightsError`, which names each file, its URL and the folder to put it in.
 
-Every file whose name carries a checksum is verified (sha256 prefix, as demucs does). Demucs
-packages pickle the model class, which ``torch.load``'s default ``weights_only=True``
-(torch >= 2.6) rejects; they are loaded with the demucs model classes and ``fractions.Fraction``
-allowlisted, and only a checksum-verified file falls back to a full unpickle if it needs more.
+Every file whose name carries a checksum is verified (sha256 prefix, as demucs does: this
+catches corruption, not forgery). Demucs packages pickle the model class, which
+``torch.load``'s default ``weights_only=True`` (torch >= 2.6) rejects; they are loaded with the
+demucs model classes and ``fractions.Fraction`` allowlisted, and only a file whose *whole*
+sha256 is a known release (:data:`PUBLISHED_SHA256`) may fall back to a full unpickle if it needs
+more; any other file that needs more is refused.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from genrelab.separation.hpss import SeparationParameterError, resolve_device
 __all__ = [
     "DEMUCS_STEMS",
     "PRECISIONS",
+    "PUBLISHED_SHA256",
     "DemucsLoadError",
     "DemucsSeparator",
     "MissingWeightsError",
@@ -308,21 +311,41 @@ def _check_repo(repo: str | Path | None) -> Path | None:
     return repo
 
 
-def _verify(file: WeightFile) -> bool:
-    """Check the sha256 prefix in the file name; return whether a checksum was verified."""
-    if not file.checksum:
-        return False
+PUBLISHED_SHA256: dict[str, str] = {
+    # htdemucs
+    "955717e8-8726e21a.th": "8726e21a993978c7ba086d3872e7608d7d5bfca646ca4aca459ffda844faa8b4",
+    # htdemucs_ft (drums, bass, other, vocals)
+    "f7e0c4bc-ba3fe64a.th": "ba3fe64ae8ef66ac9a4857222ce48efbdc5eb3ad375cb79dd13debee5aaa4066",
+    "d12395a8-e57c48e6.th": "e57c48e6b0e38af4f7118d7bd08c49f0a0c0edf7d09143bdd902ea0d237303e6",
+    "92cfc3b6-ef3bcb9c.th": "ef3bcb9c8b40d14ae5d51b6db2587339cc12c6b77c0be151ce6d69002e087bf2",
+    "04573f0d-f3cf25b2.th": "f3cf25b222c4eed7cd49dd8b2c9597d50c18bd154090f7b919cfa5f93cf22c49",
+    # htdemucs_6s
+    "5c90dfd2-34c22ccb.th": "34c22ccb381c6f9fdbf324f04e1e2fe21aaaf293f5ded163a162697ff9a02ddd",
+}
+"""Full SHA-256 of released Demucs weight files (from dl.fbaipublicfiles.com/demucs/hybrid_transformer/).
+
+demucs itself publishes only the first 8 hex digits (in each file name, ``remote/files.txt``),
+a 32-bit match that a crafted file can be brute-forced to meet. These full digests were taken
+from several independent public projects that pin the same downloads and agree with each other
+and with the 8-digit prefixes. Only a file whose whole digest is listed here may be fully
+unpickled (:func:`_load_package`); every other file, including the other published models
+(``hdemucs_mmi``, ``mdx*``, ``repro*``), loads weights-only with the demucs model classes
+allowlisted, or not at all."""
+
+
+def _verify(file: WeightFile) -> str:
+    """Check the sha256 prefix in the file name (corruption); return the file's full sha256."""
     sha = hashlib.sha256()
     with open(file.path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             sha.update(block)
-    actual = sha.hexdigest()[: len(file.checksum)]
-    if actual != file.checksum:
+    digest = sha.hexdigest()
+    if file.checksum and digest[: len(file.checksum)] != file.checksum:
         raise DemucsLoadError(
-            f"{file.path}: checksum {actual} does not match {file.checksum} in its name; the file is corrupt "
-            f"or truncated: delete it and fetch it again{f' from {file.url}' if file.url else ''}"
+            f"{file.path}: checksum {digest[: len(file.checksum)]} does not match {file.checksum} in its name; the "
+            f"file is corrupt or truncated: delete it and fetch it again{f' from {file.url}' if file.url else ''}"
         )
-    return True
+    return digest
 
 
 def _download(plan: _Plan, missing: list[WeightFile]) -> None:
@@ -340,8 +363,8 @@ def _download(plan: _Plan, missing: list[WeightFile]) -> None:
 def _load_package(dm: types.SimpleNamespace, file: WeightFile, *, published: bool) -> dict:
     """Unpickle a demucs package, allowing only the demucs model classes and ``Fraction``.
 
-    A file that needs more is fully unpickled only if it is a published demucs file whose
-    checksum matched (``published``); anything else is refused.
+    A file that needs more is fully unpickled only if it is a released demucs file whose whole
+    sha256 is in :data:`PUBLISHED_SHA256` (``published``); anything else is refused.
     """
     allowed = [*dm.model_classes, Fraction]
     try:
@@ -350,11 +373,12 @@ def _load_package(dm: types.SimpleNamespace, file: WeightFile, *, published: boo
     except pickle.UnpicklingError as exc:
         if not published:
             raise DemucsLoadError(
-                f"{file.path} needs objects beyond the demucs model classes to unpickle ({exc}); it is not a "
-                "checksum-verified published demucs file, so it is not unpickled blindly. Re-save it with "
-                "demucs.states.serialize_model + save_with_checksum from an environment you trust"
+                f"{file.path} needs objects beyond the demucs model classes to unpickle ({exc}); its full sha256 "
+                "is not one of the released demucs files genrelab knows (PUBLISHED_SHA256), so it is not unpickled "
+                "(that could run arbitrary code). Re-save it with demucs.states.serialize_model + "
+                "save_with_checksum from an environment you trust"
             ) from exc
-        logger.info("%s: full unpickle of a checksum-verified published file", file.path)
+        logger.info("%s: full unpickle of a released file (whole sha256 verified)", file.path)
         return torch.load(file.path, map_location="cpu", weights_only=False)
 
 
@@ -397,8 +421,8 @@ def load_demucs_model(
         _download(plan, missing)
     models = []
     for f in plan.files:
-        verified = _verify(f)
-        published = verified and f.url is not None and Path(f.url).name == f.filename
+        digest = _verify(f)
+        published = PUBLISHED_SHA256.get(f.filename) == digest
         package = _load_package(dm, f, published=published)
         if package.get("state", {}).get("__quantized") and importlib.util.find_spec("diffq") is None:
             # demucs would call sys.exit() here (dora.log.fatal); fail with an exception instead.
