@@ -410,7 +410,7 @@ def test_gpu_job_streams_its_clips_and_keeps_track_order(tracks, tmp_path):
     assert list(status.index) == ["t0", "t1", "t2", "bad", "t3", "t4"]
     assert list(status) == ["reused", "computed", "computed", "failed", "computed", "computed"]
     assert table[table.track_id == "bad"].reason.str.startswith("decode").all()
-    assert sep.streams == [1, 2, 2]  # tasks of 2 tracks: (t0 stored, t1), (t2, bad), (t3, t4)
+    assert sep.streams == [5]  # one task of 4 batches of 2 tracks: all but the stored t0 in one stream
     assert all(Path(p).is_file() for p in table[table.status != "failed"].path)
 
 

@@ -51,6 +51,10 @@ TRUE_PARTS = {"harmonic": ("vocals", "other"), "percussive": ("drums", "bass")}
 QUALITY_VERSION = 1
 """Version of the per-track scores (bump when :func:`score_track` changes)."""
 
+GPU_BATCHES_PER_TASK = 4
+"""A GPU task separates this many batches, so that decoding the next clips overlaps the model
+(:meth:`~genrelab.separation.demucs.DemucsSeparator.separate_stream`) for most of the task."""
+
 
 def _make_separator(name: str, settings_json: str):
     from genrelab.separation import make_separator
@@ -110,7 +114,8 @@ class StemsJob:
     separator : object, optional
         An already built separator (used in this process; pickled to workers otherwise).
     batch_size : int
-        Tracks per task and per ``separate_batch`` call (1 when the separator cannot batch).
+        Tracks per ``separate_batch`` call (1 when the separator cannot batch); a task of the
+        map holds one batch, :data:`GPU_BATCHES_PER_TASK` on a GPU.
     gpu : bool
         The separator runs on a CUDA device: its tasks ask the engine for a GPU.
     """
@@ -452,12 +457,13 @@ def separate_track(track: Mapping[str, Any], job: StemsJob) -> dict[str, Any]:
 def _run_chunks(items: list[dict[str, Any]], job: StemsJob, *, compute: ComputeSettings | None,
                 progress: bool) -> list[dict[str, Any]]:
     """Map the separation over the tracks (in batches when the separator batches); results in track order."""
-    batched = job.batch_size > 1
+    task = job.batch_size * (GPU_BATCHES_PER_TASK if job.gpu else 1)  # tracks per task
+    batched = task > 1
     fn = functools.partial(separate_chunk if batched else separate_track, job=job)
     results: list[dict[str, Any] | None] = [None] * len(items)
     counts = {"computed": 0, "reused": 0, "failed": 0}
     for i, res in map_tracks(fn, items, settings=compute, desc=f"separating ({job.transform})", progress=progress,
-                             resources={"GPU": 1} if job.gpu else None, batch_size=job.batch_size if batched else None):
+                             resources={"GPU": 1} if job.gpu else None, batch_size=task if batched else None):
         if isinstance(res, StoreError):
             raise res
         if isinstance(res, BaseException):  # not a per-track error (a worker died ...): report the track
