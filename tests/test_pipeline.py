@@ -33,7 +33,9 @@ def _env() -> dict[str, str]:
     env.setdefault("GIT_COMMITTER_EMAIL", "test@genrelab.invalid")
     env["DVC_NO_ANALYTICS"] = "1"
     env["GENRELAB_LOG"] = "WARNING"
-    env["GENRELAB_STORE"] = str(_STORE["dir"])  # never ~/.cache in tests
+    store = _STORE.get("dir") or os.environ.get("GENRELAB_STORE")  # this module's, or the calling test's
+    assert store, "a test running the pipeline must point GENRELAB_STORE at a temporary folder"
+    env["GENRELAB_STORE"] = str(store)  # never ~/.cache in tests
     return env
 
 
