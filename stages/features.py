@@ -6,7 +6,8 @@ import pandas as pd
 from genrelab.config import from_mapping
 from genrelab.datasets import read_index
 from genrelab.features import SliceSettings, extract_dataset, make_extractor
-from genrelab.io import AudioSettings, write_json
+from genrelab.io import AudioSettings
+from genrelab.metrics import write_metrics
 from genrelab.stage import run_stage
 from genrelab.store import open_store
 from genrelab.variants import VariantSettings
@@ -16,7 +17,8 @@ def configure(p):
     p.add_argument("--dataset", required=True, help="output of the prepare stage")
     p.add_argument("--separated", required=True, help="manifest of the separate stage")
     p.add_argument("--out", required=True, help="feature folder")
-    p.add_argument("--metrics", required=True, help="feature counts (JSON)")
+    p.add_argument("--metrics", required=True, help="headline metrics (JSON): tracks with features")
+    p.add_argument("--details", required=True, help="track and slice counts, computed and reused tracks (JSON)")
 
 
 def main(args, params):
@@ -28,7 +30,7 @@ def main(args, params):
         sample_rate=from_mapping(AudioSettings, params["audio"], section="audio").sample_rate,
         dataset_dir=Path(args.dataset), out_dir=Path(args.out), store=open_store(params.get("store")),
         separation=params["separation"], separated=pd.read_csv(args.separated, dtype=str, keep_default_na=False))
-    write_json(args.metrics, summary)
+    write_metrics(args.metrics, args.details, summary, "features")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from genrelab.experiments.compare import (
     TrackSetMismatch,
     compare_command,
     compare_predictions,
+    holm,
     mcnemar_exact,
+    paired_difference_ci,
     read_predictions,
     resolve_rev,
 )
@@ -73,6 +75,37 @@ def test_compare_counts_discordant_tracks_and_p_value():
     assert (r.n, r.correct_a, r.correct_b, r.only_a, r.only_b) == (20, 11, 17, 1, 7)
     assert r.difference == pytest.approx(0.30)
     assert r.p_value == pytest.approx(2 * (1 + 8) / 2 ** 8)   # 0.0703125
+
+
+def test_the_difference_comes_with_a_paired_interval():
+    a = np.array([1] * 10 + [1] * 1 + [0] * 7 + [0] * 2, dtype=bool)
+    b = np.array([1] * 10 + [0] * 1 + [1] * 7 + [0] * 2, dtype=bool)
+    r = compare_predictions(_predictions(a), _predictions(b, shift=2), n_boot=4000)
+    assert r.diff_low < r.difference < r.diff_high
+    assert 0.0 < r.diff_low < 0.15 and 0.45 < r.diff_high < 0.6       # +30 points, 8 discordant of 20
+
+
+def test_paired_interval_is_narrower_than_unpaired_and_respects_groups():
+    rng = np.random.default_rng(1)
+    a = rng.random(200) < 0.7
+    b = a.copy()
+    b[np.flatnonzero(~a)[:10]] = True                    # B fixes 10 of A's errors, breaks none
+    low, high = paired_difference_ci(a, b, n_boot=2000, seed=0)
+    assert low > 0 and high < 0.1                          # a clear +5 points
+    assert paired_difference_ci(a, b, n_boot=2000, seed=0) == (low, high)   # seeded
+    groups = np.repeat(np.arange(20), 10)                  # 20 "artists" of 10 tracks: wider
+    g_low, g_high = paired_difference_ci(a, b, n_boot=2000, seed=0, groups=groups)
+    assert g_high - g_low >= high - low - 1e-9
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_difference_ci(a, b[:-1])
+
+
+def test_holm_step_down():
+    assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.001]).tolist() == pytest.approx([0.5, 0.002])
+    out = holm([np.nan, 0.02, 0.9])                        # NaN: no test, not counted
+    assert np.isnan(out[0]) and out[1:].tolist() == pytest.approx([0.04, 0.9])
+    assert holm([]).size == 0
 
 
 def test_compare_aligns_tracks_by_id_not_by_row_order():
@@ -171,7 +204,7 @@ def test_compare_command_prints_difference_and_p_value(repo, capsys):
     assert compare_command(["HEAD", "tawny-ruse", "--repo", str(repo)]) == 0
     out = capsys.readouterr().out
     assert "8 common test tracks" in out
-    assert "difference B - A: +0.0 points" in out
+    assert "difference B - A: +0.0 points" in out and "paired bootstrap 95% CI [" in out
     assert "A right & B wrong = 2, A wrong & B right = 2" in out
     assert "p = 1" in out
 

@@ -1,18 +1,21 @@
-"""Every combination of config groups composes into valid settings; params.yaml is current."""
+"""Every combination of config groups composes into valid settings; params.yaml is current;
+a bad value fails the composition itself, naming the key; a stale params.yaml is noticed."""
 import itertools
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from genrelab.config import ConfigError, compose, compose_yaml, from_mapping
-from genrelab.features import SliceSettings, make_extractor
+from genrelab.config import (ConfigError, check_params_current, compose, compose_each, compose_yaml, conf_digest,
+                             from_mapping, validate_params)
 from genrelab.models import MODELS, build_model
-from genrelab.splits import SplitSettings
-from genrelab.models import TrainStageSettings
-from genrelab.variants import VariantSettings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+# table datasets need an existing file as their source (any file passes the settings check)
+TABLE_SOURCES = {"gtzan_kaggle_table": [f"dataset.source={__file__}"],
+                 "fma_table": [f"dataset.source={__file__}", f"dataset.tracks_csv={__file__}"],
+                 "embeddings": [f"dataset.source={__file__}"]}
 
 
 def _options(group):
@@ -24,29 +27,24 @@ def test_committed_params_yaml_is_the_default_composition(repo_root):
         "params.yaml is stale: run `genrelab params` and commit it"
 
 
+def test_every_dataset_has_a_settings_class_for_the_up_front_check():
+    from genrelab.datasets import DATASET_SETTINGS, DATASETS
+
+    assert set(DATASET_SETTINGS) == set(DATASETS)
+
+
 def test_every_model_option_is_registered():
     assert set(_options("model")) <= set(MODELS)
 
 
 def _validate(params):
-    from_mapping(SplitSettings, params["split"], section="split")
-    from_mapping(VariantSettings, params["variant"], section="variant")
-    from_mapping(SliceSettings, params["slicing"], section="slicing")
-    from_mapping(TrainStageSettings, params["train"], section="train")
-    make_extractor(params["features"])
-    assert params["dataset"]["name"]
+    settings = validate_params(params)
+    assert set(settings) == {"global"} | set(params) - {"seed", "recipe", "conf_digest"}
 
 
 def _compose_all(combos):
     """Compose many override lists in one Hydra context (initialising it is the slow part)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-
-    with initialize_config_dir(str(CONF.resolve()), version_base=None):
-        for overrides in combos:
-            cfg = hydra_compose(config_name="config", overrides=list(overrides))
-            yield overrides, OmegaConf.to_container(cfg, resolve=True)
+    return compose_each(combos, config_dir=CONF)
 
 
 def test_every_combination_of_config_groups_composes_and_validates():
@@ -57,7 +55,8 @@ def test_every_combination_of_config_groups_composes_and_validates():
 
     combos = [(f"variant={v}", f"features={f}", f"model={m}")
               for v, f, m in itertools.product(_options("variant"), _options("features"), _options("model"))]
-    combos += [(f"dataset={d}", f"split={s}") for d, s in itertools.product(_options("dataset"), _options("split"))]
+    combos += [(f"dataset={d}", f"split={s}", *TABLE_SOURCES.get(d, []))
+               for d, s in itertools.product(_options("dataset"), _options("split"))]
     n = 0
     for overrides, params in _compose_all(combos):
         _validate(params)
@@ -65,6 +64,8 @@ def test_every_combination_of_config_groups_composes_and_validates():
         from_mapping(spec.settings, {k: v for k, v in params["model"].items() if k != "name"}, section="model")
         for o in overrides:
             group, option = o.split("=")
+            if "." in group:
+                continue
             declared = yaml.safe_load((CONF / group / f"{option}.yaml").read_text())
             key = "method" if group == "split" else "name"
             assert params[group][key] == declared[key], (overrides, params[group])
@@ -85,10 +86,49 @@ def test_unknown_group_option_lists_choices():
         compose(["model=nonexistent"], config_dir=CONF)
 
 
-def test_negative_slice_length_fails_validation():
-    params = compose(["slicing.length_s=-3"], config_dir=CONF)
+def test_negative_slice_length_fails_the_composition():
     with pytest.raises(ConfigError, match="slicing.length_s"):
-        _validate(params)
+        compose(["slicing.length_s=-3"], config_dir=CONF)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["model.C=abc"], "model.C: expected a number, got 'abc'"),
+    (["model=rf", "model.n_estimators=-1"], "model"),
+    (["split.fractions.test=0.5"], "split.fractions"),
+    (["separation.hpss.margin=0.5"], "separation.hpss.margin"),
+    (["evaluate.split=train"], "evaluate.split"),
+    (["+slicng.length_s=2"], "unknown section"),
+    (["dataset=gtzan_kaggle_table"], "dataset.source"),
+])
+def test_a_bad_value_fails_the_composition_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("(", r"\(")):
+        compose(overrides, config_dir=CONF)
+
+
+def test_validate_params_names_the_bad_key_of_any_section():
+    params = compose(config_dir=CONF)
+    validate_params(params)
+    for section, key, bad in [("audio", "sample_rate", 100), ("train", "seeds", []), ("models", "dir", 3),
+                              ("slicing", "overlap", 1.5), ("separation", "demucs", {"shifts": -1})]:
+        broken = {**params, section: {**params[section], key: bad}}
+        with pytest.raises(ConfigError, match=section):
+            validate_params(broken)
+    with pytest.raises(ConfigError, match="seed"):
+        validate_params({**params, "seed": "zero"})
+
+
+def test_a_stale_params_yaml_is_noticed(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    params = compose(config_dir=conf)
+    assert params["conf_digest"] == conf_digest(conf)
+    check_params_current(params, config_dir=conf)
+    (conf / "model" / "svm.yaml").write_text((conf / "model" / "svm.yaml").read_text().replace("C: 10.0", "C: 5.0"))
+    with pytest.raises(ConfigError, match="older than .*genrelab params"):
+        check_params_current(params, config_dir=conf)
+    with pytest.raises(ConfigError, match="no conf_digest"):
+        check_params_current({k: v for k, v in params.items() if k != "conf_digest"}, config_dir=conf)
+    check_params_current(params, config_dir=tmp_path / "absent")   # no conf/: nothing to compare
 
 
 def test_overrides_reach_params():

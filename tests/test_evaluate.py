@@ -111,3 +111,22 @@ def test_confusion_png_is_an_image(tmp_path):
     path = tmp_path / "cm.png"
     confusion_png(["a", "b", "b"], ["a", "a", "b"], ["a", "b"], path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_per_genre_plot_data_and_confusion_title():
+    import pandas as pd
+
+    from genrelab.evaluate import confusion_title, per_genre_table
+
+    labels = ["a", "b"]
+    level = {"accuracy": 0.75, "macro_f1": 0.7, "f1": {"a": 0.8, "b": 0.6666666}}
+    metrics = {"slice": level, "track_vote": level, "track_mean": level, "n_tracks": 4}
+    tracks = pd.DataFrame({"actual": ["a", "a", "a", "b"]})
+    table = per_genre_table(metrics, tracks)
+    assert list(table.columns) == ["genre", "f1", "f1_vote", "f1_slice", "n_tracks"]
+    assert table["genre"].tolist() == labels and table["n_tracks"].tolist() == [3, 1]
+    assert table["f1"].tolist() == [0.8, 0.6667]
+    meta = {"model": "svm", "params": {"features": {"name": "mfcc"}, "variant": {"name": "hpss_harmonic"}}}
+    title = confusion_title(meta, metrics)
+    assert title == "svm · mfcc · hpss_harmonic\ntrack accuracy 75.0% of 4 test tracks"
+    assert confusion_title(meta, {"leaky": metrics}).endswith("LEAKY split")

@@ -422,10 +422,13 @@ def test_6_a_refused_archive_as_dataset_source_is_one_line(tmp_path):
     with zipfile.ZipFile(bad, "w") as zf:
         zf.writestr("../../evil.txt", b"pwned")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"dataset": {"name": "gtzan", "source": str(bad),
-                                                  "cache_dir": str(tmp_path / "cache")}}))
+    from genrelab.config import compose
+
+    params.write_text(yaml.safe_dump(compose(["dataset=gtzan", f"dataset.source={bad}",
+                                              f"dataset.cache_dir={tmp_path / 'cache'}"], config_dir=ROOT / "conf")))
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / "prepare.py"), "--params", str(params),
-                           "--out", str(tmp_path / "ds"), "--metrics", str(tmp_path / "m.json")],
+                           "--out", str(tmp_path / "ds"), "--metrics", str(tmp_path / "m.json"),
+                           "--details", str(tmp_path / "d.json")],
                           capture_output=True, text=True, env={**os.environ, "GENRELAB_LOG": "ERROR"}, timeout=120,
                           check=False)
     assert proc.returncode == 2, proc.stderr
@@ -511,12 +514,16 @@ def test_8_separation_leaves_nothing_of_a_killed_run_in_the_store(tmp_path):
 
 
 def test_8_sample_rate_is_validated_before_any_work(tmp_path):
-    from genrelab.config import compose
+    from genrelab.config import ConfigError, compose
 
-    params = compose(["variant=hpss_harmonic", "audio.sample_rate=0"], config_dir=ROOT / "conf")
+    with pytest.raises(ConfigError, match="audio.sample_rate"):  # composing conf/ refuses it already
+        compose(["variant=hpss_harmonic", "audio.sample_rate=0"], config_dir=ROOT / "conf")
+    params = compose(["variant=hpss_harmonic"], config_dir=ROOT / "conf")
+    params["audio"]["sample_rate"] = 0  # a hand-edited params.yaml: the stage refuses it before any work
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     proc = subprocess.run([sys.executable, str(ROOT / "stages" / "separate.py"), "--params", "params.yaml",
-                           "--dataset", "nowhere", "--out", "sep", "--metrics", "m.json"], cwd=tmp_path,
+                           "--dataset", "nowhere", "--out", "sep", "--metrics", "m.json", "--details", "d.json"],
+                          cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2 and "audio.sample_rate" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
@@ -676,8 +683,8 @@ def test_mixed_gtzan_folder_runs_to_metrics_with_every_bad_file_quarantined(tmp_
     reasons = " | ".join(q["reason"])
     for kind, (_, pattern) in kinds.items():
         assert pd.Series([reasons]).str.contains(pattern).all(), (kind, reasons)
-    features = json.loads((repo / "metrics" / "features.json").read_text())
-    assert features["n_tracks_skipped"] == 0, features  # nothing broken got past ingest
+    features = json.loads((repo / "metrics" / "details" / "features.json").read_text())
+    assert features["n_skipped"] == 0, features  # nothing broken got past ingest
     print("quarantine.csv:\n" + q.to_string(index=False))
 
     # prepare re-runs when the source's files change, and only then

@@ -59,3 +59,21 @@ def test_every_shared_recording_decodes(shared_dir):
         assert sr == 22050
         assert len(y) == pytest.approx(min(row.duration_s, 5.0) * 22050, rel=0.05, abs=2000), row.path
         assert np.isfinite(y).all() and np.abs(y).max() > 0, row.path
+
+
+def test_outputs_get_the_modes_of_ordinary_files(tmp_path):
+    """Atomic writers go through mkstemp/mkdtemp (0600/0700); outputs are 0644/0755 under umask 022."""
+    import os
+    import stat
+
+    from genrelab.io import atomic_dir, write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {"a": 1})
+        with atomic_dir(tmp_path / "folder") as tmp:
+            (tmp / "x.txt").write_text("x")
+        assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
+        assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o755
+    finally:
+        os.umask(old)

@@ -144,6 +144,9 @@ def test_models_command(tmp_path, monkeypatch, capsys):
     assert models_command(["list", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "msd-musicnn-1" in out and "genre_discogs400-discogs-effnet-1" in out
+    assert max(len(line) for line in out.splitlines() if str(tmp_path) not in line) <= 120   # fits a terminal
+    assert models_command(["list", "--dir", str(tmp_path), "--long"]) == 0
+    assert "essentia.upf.edu" in capsys.readouterr().out
     with FixtureServer({"/fe/fake-model-1.pb": PB, "/fe/fake-model-1.json": META}) as srv:
         monkeypatch.setitem(MODELS, "fake-model-1", _fake_spec(srv, sha1=PB_SHA1))
         assert models_command(["fetch", "fake-model-1", "--dir", str(tmp_path), "--no-progress"]) == 0

@@ -82,27 +82,37 @@ def _dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 
 def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo):
-    _dvc(tiny_repo, "repro")
+    proc = _dvc(tiny_repo, "repro")
+    log = proc.stdout + proc.stderr
+    assert "is empty" not in log                                  # no empty-output warnings
+    assert "\r" not in log                                         # no progress bars in a log
     metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
-    for level in ("slice", "track_vote", "track_mean"):
-        assert 0.0 <= metrics[level]["accuracy"] <= 1.0
-    assert metrics["track_mean"]["accuracy"] > 0.25  # 4 genres: chance is 0.25
-    assert metrics["n_tracks"] >= 4
-    assert set(metrics["track_mean"]["f1"]) == set(TINY["genres"])
+    assert {"acc", "acc_lo", "acc_hi", "f1", "slice_acc", "slice_f1", "tracks"} <= set(metrics)
+    assert all(0.0 <= metrics[k] <= 1.0 for k in ("acc", "acc_lo", "acc_hi", "f1", "slice_acc"))
+    assert metrics["acc_lo"] <= metrics["acc"] <= metrics["acc_hi"]
+    assert metrics["acc"] > 0.25  # 4 genres: chance is 0.25
+    assert metrics["tracks"] >= 4
+    details = json.loads((tiny_repo / "metrics/details/eval.json").read_text())
+    assert set(details["track_mean"]["f1"]) == set(TINY["genres"])
+    assert details["track_mean"]["accuracy"] == pytest.approx(metrics["acc"], abs=5e-4)
+    per_genre = (tiny_repo / "plots/per_genre.csv").read_text().splitlines()
+    assert per_genre[0] == "genre,f1,f1_vote,f1_slice,n_tracks" and len(per_genre) == 5
     preds = (tiny_repo / "plots/predictions.csv").read_text().splitlines()
     assert preds[0].startswith("track_id,actual,predicted")
     assert (tiny_repo / "plots/confusion.png").read_bytes()[:4] == b"\x89PNG"
-    features = json.loads((tiny_repo / "metrics/features.json").read_text())
+    features = json.loads((tiny_repo / "metrics/details/features.json").read_text())
     assert features["n_tracks"] == 24 and features["n_slices"] == 24 * 3  # every track, whatever the split
     assert features["computed"] + features["reused"] == 24
+    assert json.loads((tiny_repo / "metrics/features.json").read_text()) == {"tracks": 24}
     assert (tiny_repo / "data/separated.csv").is_file()
-    split = json.loads((tiny_repo / "metrics/split.json").read_text())   # the split actually made
+    assert json.loads((tiny_repo / "metrics/dataset.json").read_text()) == {"tracks": 24}
+    split = json.loads((tiny_repo / "metrics/details/split.json").read_text())   # the split actually made
     assert split["n_tracks_grouped_by_artist"] == 24 and split["n_tracks_grouped_by_track"] == 0
-    assert split["n_test"] == metrics["n_tracks"]
-    ci = metrics["track_mean"]["accuracy_ci95"]
-    assert ci["low"] < metrics["track_mean"]["accuracy"] <= ci["high"]
-    # every metrics file holds numbers only
-    for path in (tiny_repo / "metrics").glob("*.json"):
+    assert split["n_test"] == metrics["tracks"]
+    ci = details["track_mean"]["accuracy_ci95"]
+    assert ci["low"] < details["track_mean"]["accuracy"] <= ci["high"]
+    # every metrics file holds numbers only, and is an ordinary file (0644)
+    for path in [*(tiny_repo / "metrics").glob("*.json"), *(tiny_repo / "metrics/details").glob("*.json")]:
         def walk(node):
             if isinstance(node, dict):
                 for v in node.values():
@@ -110,6 +120,14 @@ def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo):
             else:
                 assert isinstance(node, (int, float)), f"{path.name}: non-numeric {node!r}"
         walk(json.loads(path.read_text()))
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_dvc_metrics_show_fits_120_columns(tiny_repo):
+    shown = _dvc(tiny_repo, "metrics", "show").stdout
+    width = max(len(line) for line in shown.splitlines())
+    assert width <= 120, shown
+    assert "metrics/eval.json" in shown and "acc_lo" in shown
 
 
 def _ran(out: str) -> set[str]:
@@ -157,6 +175,21 @@ def test_queued_grid_runs_and_is_listed(tiny_repo):
     assert len(done) >= 4, json.dumps(shown)[:2000]
     diff = _dvc(tiny_repo, "metrics", "diff", "--json", "HEAD", done[0]["revs"][0]["rev"]).stdout
     assert "metrics/eval.json" in diff
+    # the README's line that shows a sweep at a glance fits 120 columns, nothing collapsed
+    glance = _readme_glance_line()
+    shown = subprocess.run(["bash", "-c", f"{BIN}/{glance} --no-pager"], cwd=tiny_repo, capture_output=True,
+                           text=True, env={**_env(), "COLUMNS": "200"}, timeout=300).stdout
+    lines = [line.rstrip() for line in shown.splitlines() if line.strip()]
+    assert max(len(line) for line in lines) <= 120, shown
+    assert "…" not in shown and "model.name" in shown and "slicing.length_s" in shown and "acc_lo" in shown, shown
+
+
+def _readme_glance_line() -> str:
+    """The `dvc exp show ...` command the README gives for a sweep at a glance (one logical line)."""
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("dvc exp show --only-changed")]
+    assert lines, "README.md lost its `dvc exp show --only-changed ...` line"
+    return " ".join(lines[0].split("#")[0].split())
 
 
 def _wait_queue(repo: Path, timeout: float = 600) -> None:
@@ -211,7 +244,7 @@ def test_deep_and_sequence_models_run_in_the_pipeline(tiny_repo, overrides):
     args = [a for o in overrides for a in ("-S", o)]
     _dvc(tiny_repo, "exp", "run", *args)
     metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
-    assert 0.0 <= metrics["track_mean"]["accuracy"] <= 1.0
+    assert 0.0 <= metrics["acc"] <= 1.0
     bundle = json.loads((tiny_repo / "data/model/bundle.json").read_text())
     assert bundle["model"] == overrides[0].split("=")[1] and bundle["input"] == "frames"
 
@@ -224,7 +257,7 @@ def test_musicnn_embeddings_with_svms(tiny_repo, pooling, model):
         pytest.skip(f"{models_dir} is absent: no MusiCNN graph to run")
     _dvc(tiny_repo, "exp", "run", "-S", "features=musicnn", "-S", "features.model=msd-musicnn-frozen",
          "-S", f"features.pooling={pooling}", "-S", f"models.dir={models_dir}", "-S", f"model={model}")
-    metrics = json.loads((tiny_repo / "metrics/eval.json").read_text())
+    metrics = json.loads((tiny_repo / "metrics/details/eval.json").read_text())
     info = json.loads((tiny_repo / "data/features/info.json").read_text())
     assert len(info["feature_names"]) == 200
     assert 0.0 <= metrics["track_mean"]["accuracy"] <= 1.0
@@ -255,7 +288,7 @@ def test_demucs_variants_share_one_separation_that_survives_kill_9(tiny_repo, tm
               "-S", "separation.demucs.device=cpu"]
     finished, out = _kill_during_separation(tiny_repo, ["-S", "variant=demucs_percussive", *common], "demucs", 24)
     assert "Running stage 'separate'" in out, out
-    sep = json.loads((tiny_repo / "metrics/separation.json").read_text())
+    sep = json.loads((tiny_repo / "metrics/details/separation.json").read_text())
     assert (sep["reused"], sep["computed"], sep["failed"]) == (finished, 24 - finished, 0)
     assert sep["quality"]["n_tracks"] == 24  # SDR against the generator's true stems
     out = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_harmonic", *common).stdout
@@ -269,6 +302,34 @@ def test_missing_demucs_weights_name_the_file(tiny_repo, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "955717e8-8726e21a.th" in out and str(tmp_path) in out
+
+
+def test_a_bad_value_fails_in_seconds_before_params_yaml_changes(tiny_repo):
+    """The composition itself validates (conf/config.yaml's ${genrelab_check:}), so DVC stops
+    before writing params.yaml or running a stage; the message names the key."""
+    import time
+
+    before = (tiny_repo / "params.yaml").read_bytes()
+    t0 = time.monotonic()
+    proc = _dvc(tiny_repo, "exp", "run", "-S", "model.C=abc", "-S", "slicing.length_s=3", check=False)
+    seconds = time.monotonic() - t0
+    assert proc.returncode != 0
+    assert "model.C: expected a number, got 'abc'" in proc.stdout + proc.stderr
+    assert "Running stage" not in proc.stdout
+    assert (tiny_repo / "params.yaml").read_bytes() == before
+    assert seconds < 15, f"{seconds:.1f} s"          # about 2 s on a quiet machine
+
+
+def test_repro_after_editing_conf_says_to_run_genrelab_params(tiny_repo):
+    path = tiny_repo / "conf/model/svm.yaml"
+    original = path.read_text()
+    try:
+        path.write_text(original.replace("C: 10.0", "C: 5.0"))
+        proc = _dvc(tiny_repo, "repro", check=False)
+        assert proc.returncode != 0
+        assert "params.yaml is older than conf/" in proc.stderr and "genrelab params" in proc.stderr
+    finally:
+        path.write_text(original)
 
 
 def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
@@ -292,7 +353,7 @@ def test_removing_the_store_changes_no_result(tiny_repo):
                                                          "data/features/S.npy", "data/separated.csv")}
     shutil.rmtree(_STORE["dir"])
     _dvc(tiny_repo, "repro", "-f")
-    sep = json.loads((tiny_repo / "metrics/separation.json").read_text())
+    sep = json.loads((tiny_repo / "metrics/details/separation.json").read_text())
     assert sep["computed"] == 24 and sep["reused"] == 0
     for path, data in before.items():
         assert (tiny_repo / path).read_bytes() == data, path
@@ -303,5 +364,5 @@ def test_kill_9_during_separation_then_rerun_recomputes_no_finished_track(tiny_r
     finished, out = _kill_during_separation(
         tiny_repo, ["-S", "variant=hpss_percussive", "-S", "separation.hpss.kernel_size=29"], "hpss", 24)
     assert "Running stage 'separate'" in out, out
-    sep = json.loads((tiny_repo / "metrics/separation.json").read_text())
+    sep = json.loads((tiny_repo / "metrics/details/separation.json").read_text())
     assert (sep["reused"], sep["computed"], sep["failed"]) == (finished, 24 - finished, 0)

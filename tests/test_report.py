@@ -22,11 +22,16 @@ import yaml
 
 from genrelab.experiments.report import (
     COLUMNS,
+    RANK_COLUMNS,
     Experiment,
     accuracy_vs_slice_png,
+    distinct_configurations,
+    explain_dvc_error,
     markdown_table,
     parse_exp_show,
     queue_states,
+    rank_table,
+    ranking_png,
     results_table,
     split_label,
     track_accuracy_png,
@@ -194,7 +199,7 @@ def test_entry_without_eval_metrics_is_skipped_with_reason():
 
 def test_table_rows_carry_setup_metrics_and_uncertainty(experiments):
     table = results_table(experiments)
-    assert list(table.columns[:len(COLUMNS)]) != [] and {"other", *COLUMNS} == set(table.columns)
+    assert list(table.columns[:len(COLUMNS)]) != [] and {"other", "config", *COLUMNS} == set(table.columns)
     row = table.set_index("experiment").loc["pukka-cart"]
     assert row["dataset"] == "synthetic 4g x 6 x 6s"
     assert row["split"] == "grouped by artist (24 tracks)"   # `auto` as the split stage resolved it
@@ -204,8 +209,7 @@ def test_table_rows_carry_setup_metrics_and_uncertainty(experiments):
     assert row["macro_f1"] == pytest.approx(0.6666666666666666)
     assert (row["ci95_low"], row["ci95_high"]) == (0.5, 1.0)
     assert np.isnan(row["seeds_std"])
-    assert row["train_s_per_seed"] == pytest.approx(3.2049, abs=1e-3)
-    assert row["n_test_tracks"] == 8 and row["rev"] == "21054b9"
+    assert row["n_test_tracks"] == 8 and row["rev"] == "21054b9" and row["n_genres"] == 4
     seeds = table.set_index("experiment").loc["newsy-pams"]
     assert seeds["seeds"] == 2 and seeds["seeds_std"] == 0.0
 
@@ -217,8 +221,7 @@ def test_every_row_states_its_split_and_leaky_rows_are_marked(experiments):
     assert list(leaky["experiment"]) == ["audit-696226bb-leaky"]
     assert leaky["split"].iloc[0].startswith("LEAKY")
     md = markdown_table(table)
-    line = next(ln for ln in md.splitlines() if "audit-696226bb-leaky" in ln)
-    assert "**LEAKY: random slices**" in line
+    assert "split LEAKY: random slices" in md          # its group says so above its table
     assert "inflated" in md
 
 
@@ -264,17 +267,98 @@ def test_params_without_a_column_that_vary_are_listed(experiments):
     assert other["tuned-here"] == ""                      # rf has no C: not compared with the SVMs
 
 
-def test_markdown_table_has_one_line_per_experiment_and_percentages(experiments):
-    table = results_table(experiments)
+def _rows(md: str) -> list[list[str]]:
+    return [[c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines()
+            if ln.startswith("| ") and "Experiment" not in ln]
+
+
+def test_one_row_per_distinct_configuration_the_newest(experiments):
+    table, older = distinct_configurations(results_table(experiments))
+    # main, 16ca4f0 and f5b9bab ran the configuration pukka-cart ran last
+    assert sorted(older["experiment"]) == ["16ca4f0", "f5b9bab", "main"]
+    assert "pukka-cart" in set(table["experiment"]) and table["config"].is_unique
+
+
+def test_markdown_is_ranked_with_shared_settings_stated_once(experiments):
+    table = rank_table(distinct_configurations(results_table(experiments))[0])
     md = markdown_table(table)
-    rows = [ln for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
-    assert len(rows) == len(table)
-    line = next(ln for ln in rows if "pukka-cart" in ln)
-    cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1:8] == ["synthetic 4g x 6 x 6s", "grouped by artist (24 tracks)", "normal", "mfcc(20)", "svm",
-                          "2", "1"]
-    assert cells[8:14] == ["75.0", "75.0", "[50.0, 100.0]", "–", "66.7", "3.2"]
-    assert "± 0.0" in next(ln for ln in rows if "newsy-pams" in ln)
+    assert "**synthetic 4g x 6 x 6s, split grouped by artist (24 tracks), variant normal, 2 s slices, 8 test" in md
+    rows = _rows(md)
+    assert [r[0] for r in rows] == ["1", "1", "1", "4", "1"]       # ties share a rank; the leaky group apart
+    pukka = next(r for r in rows if r[1] == "pukka-cart")
+    assert pukka[2:] == ["mfcc(20)", "svm", "1", "75.0 [50.0, 100.0]", "66.7", "–", "75.0"]
+    assert "± 0.0" in next(r for r in rows if r[1] == "newsy-pams")
+    assert max(len(line) for line in md.splitlines()) <= 120
+
+
+def _correct_predictions(right: list[bool], genres=GENRES) -> pd.DataFrame:
+    actual = [genres[i % len(genres)] for i in range(len(right))]
+    wrong = [genres[(i + 1) % len(genres)] for i in range(len(right))]
+    pred = [a if ok else w for a, ok, w in zip(actual, right, wrong)]
+    return pd.DataFrame({"track_id": [f"t{i:03d}" for i in range(len(right))], "actual": actual,
+                         "predicted": pred, "predicted_vote": pred})
+
+
+def _sweep_table(accs: dict[str, float], n: int = 60) -> pd.DataFrame:
+    rows = []
+    for i, (name, acc) in enumerate(accs.items()):
+        model, variant = name.split("/")
+        rows.append({**{k: "" for k in COLUMNS}, "experiment": f"exp-{i}", "rev": f"{i:07d}", "kind": "experiment",
+                     "dataset": "synthetic 10g x 30 x 30s", "split": "grouped by artist", "leaky": False,
+                     "variant": variant, "features": "mfcc(20)", "model": model, "slice_s": 3.0, "seeds": 1,
+                     "other": "", "slice_accuracy": acc - 0.05, "track_accuracy": acc, "macro_f1": acc - 0.02,
+                     "ci95_low": acc - 0.1, "ci95_high": min(1.0, acc + 0.1), "f1_low": np.nan, "f1_high": np.nan,
+                     "seeds_std": np.nan, "n_test_tracks": n, "n_genres": 10, "timestamp": f"2026-01-01T00:0{i}:00",
+                     "config": name})
+    return pd.DataFrame(rows)
+
+
+def test_rank_table_gives_paired_differences_to_the_best_with_holm_p_values():
+    accs = {"svm/normal": 0.90, "rf/normal": 0.80, "svm/hpss_percussive": 0.60, "rf/hpss_percussive": 0.88}
+    table = _sweep_table(accs)
+    rng = np.random.default_rng(0)
+    preds = {}
+    for i, acc in enumerate(accs.values()):
+        right = np.zeros(60, dtype=bool)
+        right[rng.permutation(60)[:round(acc * 60)]] = True
+        preds[f"{i:07d}"] = _correct_predictions(list(right))
+    ranked = rank_table(table, preds, n_boot=500)
+    assert set(RANK_COLUMNS) <= set(ranked.columns)
+    assert list(ranked["model"] + "/" + ranked["variant"]) == [
+        "svm/normal", "rf/hpss_percussive", "rf/normal", "svm/hpss_percussive"]
+    assert list(ranked["rank"]) == [1, 2, 3, 4]
+    best, second, worst = ranked.iloc[0], ranked.iloc[1], ranked.iloc[3]
+    assert best["diff"] == 0.0 and np.isnan(best["p_value"])
+    assert worst["diff"] == pytest.approx(-0.30) and worst["diff_low"] < -0.30 < worst["diff_high"] < 0
+    assert worst["p_holm"] < 0.05 and second["p_holm"] > 0.05
+    p = ranked["p_value"].to_numpy()[1:]
+    assert (ranked["p_holm"].to_numpy()[1:] >= p - 1e-12).all()     # Holm never lowers a p-value
+    md = markdown_table(ranked)
+    worst_row = next(r for r in _rows(md) if r[1] == worst["experiment"])
+    assert worst_row[2:4] == ["hpss_percussive", "svm"]
+    assert worst_row[5].startswith("-30.0 [") and worst_row[6] != "–"
+    assert max(len(line) for line in md.splitlines()) <= 120
+    ranking_png(ranked, Path(pytest.importorskip("tempfile").mkdtemp()) / "ranking.png")
+
+
+def test_rows_without_predictions_or_other_tracks_are_ranked_but_not_paired():
+    table = _sweep_table({"svm/normal": 0.9, "rf/normal": 0.8, "logreg/normal": 0.7})
+    preds = {"0000000": _correct_predictions([True] * 54 + [False] * 6),
+             "0000002": _correct_predictions([True] * 42 + [False] * 18)[:50]}   # other test tracks
+    ranked = rank_table(table, preds, n_boot=200)
+    assert list(ranked["rank"]) == [1, 2, 3]
+    assert ranked["diff_low"].isna().all() and ranked["p_holm"].isna().all()
+    md = markdown_table(ranked)
+    assert "| Δ vs #1" not in md and "| p Holm" not in md      # no column of nothing but dashes
+
+
+def test_known_dvc_errors_are_explained():
+    assert "commit first" in explain_dvc_error("ERROR: unexpected error - Empty git repo\n\nHaving any troubles?")
+    said = ("ERROR: unexpected error - ConfigError raised while resolving interpolation: model.C: expected a number, "
+            "got 'abc'\n    full_key: conf_digest")
+    assert explain_dvc_error(said).startswith("model.C: expected a number, got 'abc' (conf/ did not compose")
+    assert "prefix it with +" in explain_dvc_error("Could not override 'model.foo'.")
+    assert explain_dvc_error("ERROR: something new") is None
 
 
 def test_empty_report_is_a_clear_error(tmp_path):
@@ -286,13 +370,18 @@ def test_empty_report_is_a_clear_error(tmp_path):
 
 def test_write_report_writes_table_csv_and_pngs(experiments, tmp_path):
     table = results_table(experiments)
-    paths = write_report(table, tmp_path / "reports")
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "accuracy_vs_slice.png").write_bytes(b"stale")
+    paths = write_report(table, out)
     assert paths["markdown"].read_text().startswith("# Results")
     back = pd.read_csv(paths["csv"])
-    assert len(back) == len(table) and "track_accuracy" in back
-    for key in ("bars", "slices"):
+    assert len(back) == len(table) and "track_accuracy" in back and "rank" in back
+    for key in ("ranking", "bars"):
         assert paths[key].read_bytes()[:4] == b"\x89PNG"
-    assert not list((tmp_path / "reports").glob(".*tmp*")), "no temporary files left behind"
+    # one slice length: the plot against slice length would be one point per series
+    assert "slices" not in paths and not (out / "accuracy_vs_slice.png").exists()
+    assert not list(out.glob(".*tmp*")), "no temporary files left behind"
 
 
 def test_plots_accept_several_slice_lengths_and_seed_std(tmp_path):
@@ -373,10 +462,12 @@ def test_sweep_then_report_writes_table_and_plots(swept_repo):
     assert (table["split"] == "grouped by artist (24 tracks)").all() and not table["leaky"].any()
     assert table["track_accuracy"].between(0, 1).all() and table["ci95_low"].le(table["track_accuracy"]).all()
     md = (out / "results.md").read_text()
-    assert md.count("separation_baselines") == 0 and md.count("| svm |") == 2
-    for png in ("track_accuracy.png", "accuracy_vs_slice.png"):
+    assert md.count("separation_baselines") == 0 and sum("svm" in r for r in _rows(md)) == 2
+    assert max(len(line) for line in md.splitlines()) <= 120
+    assert table["p_holm"].notna().sum() == 3 and (table["rank"] == 1).sum() >= 1    # 3 paired with the best
+    for png in ("ranking.png", "track_accuracy.png", "accuracy_vs_slice.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    assert "| Experiment |" in proc.stdout
+    assert "Experiment" in proc.stdout and "Δ vs #1" in proc.stdout
     assert all(s == "Success" for s in queue_states(repo=swept_repo).values())
 
 

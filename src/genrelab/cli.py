@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from genrelab import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("genrelab.cli:params_command", "compose conf/ into params.yaml (what `dvc exp run` does)"),
-    "report": ("genrelab.experiments.report:report_command", "results table (Markdown, CSV) and plots of the experiments"),
+    "report": ("genrelab.experiments.report:report_command", "which experiment is best, by how much: ranked table, plots"),
     "sweep": ("genrelab.experiments.report:sweep_command", "queue (and run) a recipe's grid of DVC experiments"),
-    "compare": ("genrelab.experiments.compare:compare_command", "McNemar test of two experiments' track predictions"),
+    "compare": ("genrelab.experiments.compare:compare_command", "two experiments: difference, its interval, McNemar p"),
     "audit-leakage": ("genrelab.experiments.audit:audit_command", "one setup under leaky vs honest splits: the gap"),
     "predict": ("genrelab.predict:predict_command", "predict the genre of audio files with a model bundle"),
     "card": ("genrelab.models.card:card_command", "print a model bundle's card: training data, test metrics, revision"),
@@ -26,12 +27,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def describe(command) -> str:
+    """Help text of a command from its docstring: the first paragraph, without the
+    ``genrelab NAME ...``: prefix and without reStructuredText's double backticks."""
+    text = " ".join((command.__doc__ or "").strip().split("\n\n")[0].split())
+    text = re.sub(r"^``genrelab [^`]*``:\s*", "", text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
+    text = re.sub(r":(?:func|class|mod|data):`~?([^`]+)`", r"\1", text)
+    return text[:1].upper() + text[1:]
+
+
 def params_command(argv: list[str]) -> int:
-    """``genrelab params [OVERRIDES...]``: rewrite params.yaml from conf/ (and overrides)."""
+    """``genrelab params [OVERRIDES...]``: rewrite params.yaml from conf/ (and overrides), validated."""
     from genrelab.config import compose_yaml
     from genrelab.io import write_text
 
-    p = argparse.ArgumentParser(prog="genrelab params", description=params_command.__doc__)
+    p = argparse.ArgumentParser(prog="genrelab params", description=describe(params_command))
     p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=rf slicing.length_s=5")
     p.add_argument("--conf", default="conf", help="Hydra config folder")
     p.add_argument("--out", default="params.yaml", help="file to write ('-' prints it)")
@@ -60,7 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         ns = parser.parse_args(argv)
         command, rest = ns.command, ns.args
     module, func = COMMANDS[command][0].split(":")
-    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    from genrelab.config import ConfigError
+
+    try:
+        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    except ConfigError as exc:  # a bad setting: its message names the key and the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ saying how to declare one, instead of waiting forever.
 
 Progress
 --------
-:class:`Progress` draws a tqdm bar when stderr is a terminal and otherwise logs one line every
-:data:`LOG_EVERY_S` seconds (and one at the end), so that logs of batch jobs stay readable. The
+:class:`Progress` counts finished and failed items and shows them through the project's one
+progress helper (:func:`genrelab.progress.progress_bar`): a tqdm bar when stderr is a terminal,
+otherwise a log line per tenth of the work or per minute (and one at the end). The
 dashboard link of the cluster is logged when the client connects (the dashboard itself needs
 ``bokeh``).
 """
@@ -216,7 +217,7 @@ def _duration(seconds: float) -> str:
 
 
 class Progress:
-    """Progress of a map: a tqdm bar on a terminal, else a log line every ``log_every_s`` seconds.
+    """Progress of a map, with its failures: :func:`genrelab.progress.progress_bar` underneath.
 
     Parameters
     ----------
@@ -229,33 +230,28 @@ class Progress:
     unit : str
         Name of one item.
     log_every_s : float
-        Seconds between log lines when stderr is not a terminal.
+        Kept for callers of the former interface; how often a log line is written off a terminal
+        is the progress helper's rule (a tenth of the work, or a minute).
     """
 
     def __init__(self, total: int, desc: str = "", *, enabled: bool = True, unit: str = "track",
                  log_every_s: float = LOG_EVERY_S) -> None:
+        from genrelab.progress import progress_bar
+
         self.total, self.desc, self.unit = int(total), desc or "map", unit
         self.done = self.failed = 0
         self.enabled = enabled
         self.log_every_s = log_every_s
-        self._t0 = self._last = time.monotonic()
-        self._bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=self.total, desc=self.desc, unit=unit, dynamic_ncols=True)
+        self._t0 = time.monotonic()
+        self._bar = progress_bar(total=self.total, desc=self.desc, unit=unit, disable=not enabled)
 
     def update(self, n: int = 1, *, failed: int = 0) -> None:
         """Count ``n`` finished items, ``failed`` of which failed."""
         self.done += n
         self.failed += failed
-        if self._bar is not None:
-            self._bar.update(n)
-            if failed:
-                self._bar.set_postfix(failed=self.failed, refresh=False)
-        elif self.enabled and time.monotonic() - self._last >= self.log_every_s:
-            self._last = time.monotonic()
-            log.info("%s", self.line())
+        if failed:
+            self._bar.set_postfix(failed=self.failed, refresh=False)
+        self._bar.update(n)
 
     def line(self) -> str:
         """``'features: 120/1000 tracks (12%), 3.1/s, 4m44s left, 2 failed'``."""
@@ -272,12 +268,8 @@ class Progress:
         return text
 
     def close(self) -> None:
-        """Close the bar, or log the final line."""
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        elif self.enabled and self.done:
-            log.info("%s", self.line())
+        """Close the bar, or log the closing line."""
+        self._bar.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
+from genrelab.progress import progress_bar
 
 from genrelab import __version__
 from genrelab.io import atomic_dir
@@ -67,7 +67,7 @@ EXTRACTED_MARKER = ".genrelab_extracted.json"
 MAX_DOWNLOAD_BYTES = 32 * 2**30
 """Largest download accepted by default (32 GiB: fma_medium.zip is 22 GiB)."""
 
-CHECKSUM_ALGORITHMS: dict[str, int] = {"sha1": 40, "md5": 32}
+CHECKSUM_ALGORITHMS: dict[str, int] = {"sha1": 40, "md5": 32, "sha256": 64}
 """Supported checksum algorithms and the length of their hex digest."""
 
 
@@ -169,10 +169,10 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha1", *, progress: b
     ----------
     path : str or PathLike
         File to hash.
-    algorithm : {"sha1", "md5"}
+    algorithm : {"sha1", "md5", "sha256"}
         Hash algorithm (see ``CHECKSUM_ALGORITHMS``).
     progress : bool
-        Show a tqdm bar (bytes).
+        Show progress (a bar on a terminal, log lines otherwise) (bytes).
 
     Returns
     -------
@@ -183,7 +183,7 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha1", *, progress: b
         raise ValueError(f"unknown checksum algorithm {algorithm!r}; choose one of {sorted(CHECKSUM_ALGORITHMS)}")
     path = Path(path)
     h = hashlib.new(algorithm)
-    with open(path, "rb") as fh, tqdm(
+    with open(path, "rb") as fh, progress_bar(
         total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
         desc=f"{algorithm} {path.name}", disable=not progress, leave=False,
     ) as bar:
@@ -213,7 +213,7 @@ def verify_checksum(
     sha1, md5 : str, optional
         Expected hex digests; those not given are not checked.
     progress : bool
-        Show a tqdm bar while hashing.
+        Show progress (a bar on a terminal, log lines otherwise) while hashing.
 
     Returns
     -------
@@ -294,7 +294,7 @@ def _fetch(url: str, part: Path, *, timeout: float, retries: int, progress: bool
                                       f"{_size(max_bytes)} download limit")
             received = offset
             try:
-                with open(part, mode) as fh, tqdm(
+                with open(part, mode) as fh, progress_bar(
                     total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                     desc=part.name[: -len(".part")], disable=not progress, leave=False,
                 ) as bar:
@@ -353,7 +353,7 @@ def download(
     sha1, md5 : str, optional
         Expected hex digests. With neither, any complete transfer is accepted.
     progress : bool
-        Show a tqdm bar (bytes) while downloading and hashing.
+        Show progress (a bar on a terminal, log lines otherwise) (bytes) while downloading and hashing.
     timeout : float > 0
         Seconds to wait for a connection or for the next bytes.
     retries : int >= 0
@@ -485,7 +485,7 @@ def _tar_extract(archive: Path, dest: Path, progress: bool, limits: ExtractLimit
                 elif not (m.isfile() or m.isdir()):
                     raise ExtractError(f"{archive}: refusing entry {m.name!r}: device, fifo or other special file")
             kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            for m in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False):
+            for m in progress_bar(members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False):
                 tf.extract(m, dest, **kwargs)
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, getattr(tarfile, "FilterError", ())):
@@ -507,7 +507,7 @@ def _zip_extract(archive: Path, dest: Path, progress: bool, limits: ExtractLimit
                     # zipfile writes links as small regular files, but refuse outward ones anyway.
                     _check_link(info.filename, zf.read(info).decode("utf-8", "replace"),
                                 relative_to_member=True, archive=archive)
-            for info in tqdm(infos, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False):
+            for info in progress_bar(infos, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False):
                 zf.extract(info, dest)
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ExtractError(f"{archive}: cannot read as a zip archive: {exc}") from exc
@@ -527,16 +527,6 @@ ARCHIVE_FORMATS: dict[str, _ArchiveFormat] = {
     ".tar": _tar("r:"),
 }
 """Archive formats ``extract`` understands, by file-name suffix."""
-
-
-def _sha256(path: Path, *, progress: bool) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
-                                      desc=f"sha256 {path.name}", disable=not progress, leave=False) as bar:
-        while chunk := fh.read(CHUNK_BYTES):
-            h.update(chunk)
-            bar.update(len(chunk))
-    return h.hexdigest()
 
 
 def archive_format(path: str | os.PathLike) -> str | None:
@@ -560,7 +550,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: 
     target : str or PathLike
         Folder that receives the archive's entries (``target/<entry path>``).
     progress : bool
-        Show a tqdm bar (files).
+        Show progress (a bar on a terminal, log lines otherwise) (files).
     limits : ExtractLimits, optional
         Total size, entry count and compression ratio accepted (default ``ExtractLimits()``).
 
@@ -595,7 +585,7 @@ def extract(archive: str | os.PathLike, target: str | os.PathLike, *, progress: 
         )
     limits = ExtractLimits() if limits is None else limits
     stamp = {"archive": archive.name, "bytes": archive.stat().st_size,
-             "sha256": _sha256(archive, progress=progress)}
+             "sha256": file_digest(archive, "sha256", progress=progress)}
     marker = target / EXTRACTED_MARKER
     if target.exists():
         if marker.is_file():

@@ -36,8 +36,8 @@ from genrelab.config import ConfigError, require_choice
 if TYPE_CHECKING:
     from genrelab.models import Bundle
 
-__all__ = ["EvaluateSettings", "aggregate_tracks", "classification_metrics", "accuracy_interval", "evaluate",
-           "evaluate_bundle", "confusion_png"]
+__all__ = ["EvaluateSettings", "per_genre_table", "confusion_title", "aggregate_tracks",
+           "classification_metrics", "accuracy_interval", "evaluate", "evaluate_bundle", "confusion_png"]
 
 LEVELS = ("slice", "track_vote", "track_mean")
 """Metric levels; ``track_mean`` is the headline (what ``genrelab predict`` reports)."""
@@ -254,6 +254,45 @@ def evaluate(proba: np.ndarray, y: np.ndarray, track_ids: np.ndarray, labels: li
     return metrics, slices, table
 
 
+def per_genre_table(metrics: dict, tracks: pd.DataFrame) -> pd.DataFrame:
+    """Per-genre scores as plot data (``dvc plots``): one row per genre.
+
+    Parameters
+    ----------
+    metrics : dict
+        The full result of :func:`evaluate_bundle` (nested under ``leaky`` or not).
+    tracks : pd.DataFrame
+        Its track predictions (``actual`` is the true genre).
+
+    Returns
+    -------
+    table : pd.DataFrame
+        ``genre``, ``f1`` (track level, mean probability), ``f1_vote``, ``f1_slice`` and
+        ``n_tracks`` (evaluated tracks of the genre), in label order.
+    """
+    m = metrics.get("leaky", metrics)
+    genres = list(m["track_mean"]["f1"])
+    support = tracks["actual"].astype(str).value_counts()
+    return pd.DataFrame({
+        "genre": genres,
+        "f1": [round(float(m["track_mean"]["f1"][g]), 4) for g in genres],
+        "f1_vote": [round(float(m["track_vote"]["f1"].get(g, float("nan"))), 4) for g in genres],
+        "f1_slice": [round(float(m["slice"]["f1"].get(g, float("nan"))), 4) for g in genres],
+        "n_tracks": [int(support.get(g, 0)) for g in genres],
+    })
+
+
+def confusion_title(meta: dict, metrics: dict, *, split: str = "test") -> str:
+    """``svm · mfcc · normal`` over ``track accuracy 78.3% of 60 test tracks`` (``LEAKY split`` where it was)."""
+    m = metrics.get("leaky", metrics)
+    params = meta.get("params") or {}
+    parts = [str(meta.get("model", "?")), str((params.get("features") or {}).get("name", "?")),
+             str((params.get("variant") or {}).get("name", "?"))]
+    leaky = " - LEAKY split" if "leaky" in metrics else ""
+    return (f"{' · '.join(parts)}\ntrack accuracy {100 * m['track_mean']['accuracy']:.1f}% "
+            f"of {m['n_tracks']} {split} tracks{leaky}")
+
+
 def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndarray, labels: list[str],
                   path: str | Path, *, title: str = "Track-level confusion matrix") -> None:
     """Draw a confusion matrix (counts, rows = actual) as a PNG, written atomically."""
@@ -272,7 +311,7 @@ def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndar
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     thresh = cm.max() / 2 if cm.size else 0
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -282,7 +321,7 @@ def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndar
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")   # a long title widens the image, not cut
     plt.close(fig)
 
 

@@ -475,10 +475,10 @@ def iter_predictions(bundle: Bundle, paths: Iterable[str | Path], *, top_k: int 
 
 def _predict_items(bundle: Bundle, items: list[tuple[Path, str | None]], *, top_k: int, progress: bool,
                    max_duration_s: float | None, silence_db: float) -> Iterator[FilePrediction]:
-    from tqdm.auto import tqdm
+    from genrelab.progress import progress_bar
 
     recipe = bundle_recipe(bundle)
-    for path, problem in tqdm(items, desc="predict", unit="file", disable=not progress):
+    for path, problem in progress_bar(items, desc="predict", unit="file", disable=not progress):
         if problem is not None:
             yield FilePrediction(path=str(path), labels=bundle.labels, error=problem)
             continue
@@ -512,7 +512,7 @@ def predict_paths(bundle: Bundle, paths: Sequence[str | Path] | str | Path, *, t
         Files (tried whatever their ending) and folders.
     top_k : int
     progress : bool
-        Show a tqdm bar over files.
+        Show progress (a bar on a terminal, log lines otherwise) over files.
     max_duration_s, silence_db : see :func:`predict_file`
 
     Returns
@@ -639,7 +639,7 @@ def predict_command(argv: list[str]) -> int:
 
 
 def _run_predict(args: argparse.Namespace, writer) -> int:
-    from tqdm.auto import tqdm
+    from genrelab.progress import write_line
 
     from genrelab.embeddings import EssentiaWorkerError
     from genrelab.models import UntrustedBundleError, load_bundle
@@ -662,7 +662,7 @@ def _run_predict(args: argparse.Namespace, writer) -> int:
                                    max_duration_s=None, silence_db=SILENCE_DB):
             preds.append(pred)
             if not args.json:
-                tqdm.write(_line(pred, width), file=sys.stdout)
+                write_line(_line(pred, width))
     except (ConfigError, FileNotFoundError, UntrustedBundleError, EssentiaWorkerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

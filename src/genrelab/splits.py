@@ -9,7 +9,7 @@ Grouping is decided per track: a track with a known artist belongs to its artist
 Fire" and "Earth Wind and Fire" are one group); a track without one is a group of its own.
 The split table says, for every track, its ``group`` and the ``group_unit`` (``artist`` or
 ``track``) actually used, and :func:`make_split` fails if a group of a split it made lands in
-two splits. :func:`split_summary` counts them (``metrics/split.json``), and reports label the
+two splits. :func:`split_summary` counts them (``metrics/details/split.json``), and reports label the
 split from these counts, e.g. "grouped by artist (919 tracks), by track (81)".
 
 Methods (``split.method``):
@@ -328,13 +328,13 @@ def make_split(index: pd.DataFrame, settings: SplitSettings, *, seed: int) -> pd
         required = ("train", "test") if method == "official" else SPLITS
         missing = [s for s in required if not (table["split"] == s).any()]
         if missing:
-            raise ConfigError(f"split: no track landed in {missing}; the dataset is too small for method {method!r}")
+            raise ConfigError(f"split: no track landed in {missing}; " + _too_small(index, groups, method))
     check_groups(table)
     return table
 
 
 def split_summary(table: pd.DataFrame, settings: SplitSettings | None = None) -> dict[str, int]:
-    """The numbers a report needs to say what split was made (``metrics/split.json``).
+    """The numbers a report needs to say what split was made (``metrics/details/split.json``).
 
     Parameters
     ----------
@@ -372,6 +372,17 @@ def split_summary(table: pd.DataFrame, settings: SplitSettings | None = None) ->
         out["n_folds"] = int(settings.n_folds)
         out["all_folds"] = int(settings.all_folds)
     return out
+
+
+def _too_small(index: pd.DataFrame, groups: pd.DataFrame, method: str) -> str:
+    """Why a split could not be made, and the least the dataset needs."""
+    per_genre = groups["group"].groupby(index["genre"].to_numpy()).nunique()
+    what = "artists" if (groups["group_unit"] == "artist").any() else "tracks"
+    return (f"the dataset is too small for method {method!r}: every genre needs at least 3 {what} (one for each "
+            f"of train, valid and test, more for a split near the fractions), and {per_genre.idxmin()} has "
+            f"{per_genre.min()}. With the built-in dataset, raise dataset.n_tracks_per_genre to at least "
+            "3 x dataset.tracks_per_artist (e.g. 10 tracks of 3 per artist), lower dataset.tracks_per_artist, "
+            "or set split.group_by=track")
 
 
 def assign_slices(track_ids: np.ndarray, split_table: pd.DataFrame, *, fractions: dict | None = None,

@@ -1,4 +1,11 @@
-"""Shared plumbing of the thin ``stages/*.py`` scripts: arguments, params, logging."""
+"""Shared plumbing of the thin ``stages/*.py`` scripts: arguments, params, checks, logging.
+
+Before a stage does any work, :func:`run_stage` validates every section of ``params.yaml``
+(:func:`genrelab.config.validate_params`, about a second) and checks that ``params.yaml`` was
+composed from the ``conf/`` on disk (:func:`genrelab.config.check_params_current`; not under
+``dvc exp run``, which has just composed it), so a bad value or a stale ``params.yaml`` fails at
+once with one line that names the key and the fix.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,7 @@ import signal
 import sys
 from typing import Any
 
-from genrelab.config import ConfigError, from_mapping, load_params
+from genrelab.config import ConfigError, check_params_current, load_params, validate_params
 
 __all__ = ["stage_parser", "run_stage"]
 
@@ -18,6 +25,7 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the ``--params`` option every stage takes."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="composed parameters file")
+    parser.add_argument("--conf", default="conf", help="Hydra config folder params.yaml is composed from")
     return parser
 
 
@@ -55,10 +63,15 @@ def run_stage(main, description: str, configure) -> None:
 
     try:
         params: dict[str, Any] = load_params(args.params)
-        if "compute" in params:  # where per-track maps run (never what they compute)
-            from genrelab.compute import ComputeSettings, configure
+        settings = validate_params(params)
+        if not os.environ.get("DVC_EXP_NAME"):
+            # under `dvc exp run` params.yaml was composed from conf/ when the experiment was
+            # queued; a queued run's clone may lack untracked conf/ files, so comparing would mislead
+            check_params_current(params, config_dir=args.conf, params_path=args.params)
+        if "compute" in settings:  # where per-track maps run (never what they compute)
+            from genrelab.compute import configure
 
-            configure(from_mapping(ComputeSettings, params["compute"], section="compute"))
+            configure(settings["compute"])
         main(args, params)
     except (ConfigError, FileNotFoundError, PermissionError, DownloadError, ExtractError) as exc:
         # a bad setting or a missing or refused input (weights, model graph, archive): its message says

@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import signal
 
 from genrelab import GENRES
 from genrelab.io import write_audio, write_text
@@ -386,6 +385,7 @@ def _render_line(notes: _Notes | None, timbre: Timbre, ctx: _Context, *, rolloff
     -------
     y : np.ndarray [shape=(n,)], float32
     """
+    from scipy import signal  # here, not at the top: SynthSettings alone must import fast
     n, sr = ctx.n, ctx.sr
     y = np.zeros(n, dtype=np.float32)
     if notes is None:
@@ -489,6 +489,7 @@ def _render_line(notes: _Notes | None, timbre: Timbre, ctx: _Context, *, rolloff
 
 def _drive(y: np.ndarray, drive: float, sr: int) -> np.ndarray:
     """``tanh`` distortion relative to the part's level, then a gentle cabinet low-pass."""
+    from scipy import signal  # here, not at the top: SynthSettings alone must import fast
     if drive <= 0:
         return y
     rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
@@ -572,6 +573,7 @@ def _decay(length: int, sr: int, tau: float, attack: float = 0.0005) -> np.ndarr
 
 
 def _band(noise: np.ndarray, lo: float | None, hi: float | None, sr: int) -> np.ndarray:
+    from scipy import signal  # here, not at the top: SynthSettings alone must import fast
     hi = None if hi is None else min(hi, 0.45 * sr)
     if lo is not None and hi is not None and lo < hi:
         sos = signal.butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
@@ -1650,6 +1652,7 @@ def _render_harmony(tpl: GenreTemplate, artist: _Artist, grid: _Grid, form: _For
 def _render_lead(tpl: GenreTemplate, artist: _Artist, grid: _Grid, form: _Form, key: int, ctx: _Context,
                  noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The ``vocals`` stem: two-bar motifs per section, leaning on chord tones, with vibrato."""
+    from scipy import signal  # here, not at the top: SynthSettings alone must import fast
     timbre = TIMBRES[artist.lead]
     breath = None
     if timbre.breath > 0:
@@ -1723,6 +1726,7 @@ def _shelf(kind: str, hz: float, gain_db: float, sr: int) -> np.ndarray:
 
 def _reverb(y: np.ndarray, wet: float, ir: np.ndarray) -> np.ndarray:
     """Add ``wet`` times the convolution of ``y`` with the room response ``ir``."""
+    from scipy import signal  # here, not at the top: SynthSettings alone must import fast
     if wet <= 0 or not np.any(y):
         return y
     return y + np.float32(wet) * signal.oaconvolve(y, ir)[: len(y)].astype(np.float32)
@@ -1772,6 +1776,7 @@ def render_track(genre: str, *, seed: int, track_index: int, settings: SynthSett
         If ``genre`` is unknown (the message lists the valid choices), or ``seed`` or
         ``track_index`` is negative.
     """
+    from scipy import signal  # here, not at the top: SynthSettings alone must import fast
     if genre not in TEMPLATES:
         raise ValueError(f"unknown genre {genre!r}; valid choices: {', '.join(TEMPLATES)}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -1875,7 +1880,7 @@ def generate_dataset(out_dir: str | os.PathLike, settings: SynthSettings, *, pro
     settings : SynthSettings
         What to render.
     progress : bool
-        Show a tqdm progress bar.
+        Show progress (a bar on a terminal, log lines otherwise).
     write_stems : bool
         Also write the four true stems of every track.
 
@@ -1891,14 +1896,14 @@ def generate_dataset(out_dir: str | os.PathLike, settings: SynthSettings, *, pro
     TypeError
         If ``settings`` is not a :class:`SynthSettings`.
     """
-    from tqdm.auto import tqdm
+    from genrelab.progress import progress_bar
 
     if not isinstance(settings, SynthSettings):
         raise TypeError(f"settings must be a SynthSettings, got {type(settings).__name__}")
     out_dir = Path(out_dir)
     jobs = [(genre, i) for genre in settings.genres for i in range(settings.n_tracks_per_genre)]
     rows = []
-    for genre, i in tqdm(jobs, desc="synth", unit="track", disable=not progress):
+    for genre, i in progress_bar(jobs, desc="synth", unit="track", disable=not progress):
         tid = track_id(genre, i)
         audio = render_track(genre, seed=settings.seed, track_index=i, settings=settings)
         rel = f"audio/{genre}/{tid}.flac"

@@ -15,6 +15,7 @@ re-runs separation.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -28,8 +29,8 @@ import pandas as pd
 from genrelab.config import ConfigError
 from genrelab.io import load_audio
 
-__all__ = ["VariantSettings", "SEPARATOR_STEMS", "mix_channels", "load_variant", "make_variant_separator",
-           "variant_audio"]
+__all__ = ["VariantSettings", "SeparationSettings", "HPSSSettings", "DemucsSettings", "SEPARATOR_STEMS", "mix_channels",
+           "load_variant", "make_variant_separator", "variant_audio"]
 
 SEPARATOR_STEMS: dict[str, tuple[str, ...]] = {
     "none": ("mix",),
@@ -77,6 +78,134 @@ class VariantSettings:
     @property
     def n_channels(self) -> int:
         return len(self.channels)
+
+
+def _check_device(key: str, device: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether CUDA is present is checked when used)."""
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return
+    raise ConfigError(f"{key}: unknown device {device!r}; valid choices: auto, cpu, cuda, cuda:N")
+
+
+@dataclass(frozen=True)
+class HPSSSettings:
+    """Settings of ``separation.hpss`` (see :class:`genrelab.separation.HPSSSeparator`).
+
+    Attributes
+    ----------
+    kernel_size : int >= 1, or a pair (frames, bins)
+        Median filter lengths.
+    margin : float >= 1, or a pair
+        Mask margins (harmonic, percussive).
+    power : float > 0
+        Mask exponent.
+    n_fft : int >= 2
+    hop_length : int in [1, n_fft // 2], or None (``n_fft // 4``)
+    device : {'auto', 'cpu', 'cuda', 'cuda:N'}
+    """
+
+    kernel_size: int | list = 31
+    margin: float | list = 1.0
+    power: float = 2.0
+    n_fft: int = 2048
+    hop_length: int | None = 512
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for key, value, least in (("kernel_size", self.kernel_size, 1), ("margin", self.margin, 1)):
+            values = value if isinstance(value, list) else [value]
+            if len(values) not in (1, 2) or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < least
+                                                for v in values):
+                raise ConfigError(f"separation.hpss.{key}: must be a number >= {least} or a pair of them, "
+                                  f"got {value!r}")
+        if not self.power > 0:
+            raise ConfigError(f"separation.hpss.power: must be > 0, got {self.power}")
+        if self.n_fft < 2:
+            raise ConfigError(f"separation.hpss.n_fft: must be at least 2, got {self.n_fft}")
+        if self.hop_length is not None and not 0 < self.hop_length <= self.n_fft // 2:
+            raise ConfigError(f"separation.hpss.hop_length: must be in [1, n_fft // 2] = [1, {self.n_fft // 2}], "
+                              f"got {self.hop_length}")
+        _check_device("separation.hpss.device", self.device)
+
+
+DEMUCS_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+"""``separation.demucs.precision`` choices (as :class:`genrelab.separation.DemucsSeparator` takes them)."""
+
+
+@dataclass(frozen=True)
+class DemucsSettings:
+    """Settings of ``separation.demucs`` (see :class:`genrelab.separation.DemucsSeparator`).
+
+    Attributes
+    ----------
+    model : str
+        Bag name or model signature (``htdemucs`` ...).
+    repo : str, optional
+        Folder of local weights; ``None`` uses torch's hub cache.
+    segment : float > 0, optional
+        Seconds per chunk; ``None`` keeps the model's.
+    shifts : int >= 0
+    overlap : float in [0, 1)
+    device : {'auto', 'cpu', 'cuda', 'cuda:N'}
+    precision : {'auto', 'fp32', 'fp16', 'bf16'}
+        The network's float type (``auto``: fp16 on CUDA, fp32 on the CPU).
+    batch_size : int >= 1 or 'auto'
+        Clips per forward pass (``auto``: from free GPU memory, 1 on the CPU).
+    download : bool
+        Let demucs fetch missing weights.
+    progress : bool
+        Demucs' own per-chunk progress bar.
+    """
+
+    model: str = "htdemucs"
+    repo: str | None = None
+    segment: float | None = None
+    shifts: int = 0
+    overlap: float = 0.25
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int | str = "auto"
+    download: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("separation.demucs.model: must name a model, e.g. htdemucs")
+        if self.segment is not None and not self.segment > 0:
+            raise ConfigError(f"separation.demucs.segment: must be a positive number of seconds or null, "
+                              f"got {self.segment}")
+        if self.shifts < 0:
+            raise ConfigError(f"separation.demucs.shifts: must be >= 0, got {self.shifts}")
+        if not 0 <= self.overlap < 1:
+            raise ConfigError(f"separation.demucs.overlap: must be in [0, 1), got {self.overlap}")
+        if not (self.batch_size == "auto" or (isinstance(self.batch_size, int) and self.batch_size >= 1)):
+            raise ConfigError(f"separation.demucs.batch_size: must be an integer >= 1 or auto, got {self.batch_size!r}")
+        if self.precision not in DEMUCS_PRECISIONS:
+            raise ConfigError(f"separation.demucs.precision: unknown choice {self.precision!r}; valid choices: "
+                              f"{', '.join(DEMUCS_PRECISIONS)}")
+        _check_device("separation.demucs.device", self.device)
+
+
+SEPARATION_SETTINGS: dict[str, type] = {"hpss": HPSSSettings, "demucs": DemucsSettings}
+"""Separator name -> dataclass of its settings (``separation.<name>``)."""
+
+
+@dataclass(frozen=True)
+class SeparationSettings:
+    """Settings of the ``separation`` section: one sub-section per separator.
+
+    Validated cheaply (no torch import, no weights loaded); the separator classes check the
+    same ranges again when they are built.
+    """
+
+    hpss: dict = dataclasses.field(default_factory=dict)
+    demucs: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from genrelab.config import from_mapping
+
+        for name, cls in SEPARATION_SETTINGS.items():
+            from_mapping(cls, getattr(self, name), section=f"separation.{name}")
 
 
 def mix_channels(variant: VariantSettings, stem: Callable[[str], np.ndarray]) -> np.ndarray:

@@ -17,7 +17,8 @@ import pandas as pd
 
 from genrelab.config import ConfigError, require_choice
 
-__all__ = ["INDEX_COLUMNS", "DATASETS", "prepare_dataset", "read_index", "resolve_path"]
+__all__ = ["INDEX_COLUMNS", "DATASETS", "DATASET_SETTINGS", "dataset_settings", "prepare_dataset", "read_index",
+           "resolve_path"]
 
 INDEX_COLUMNS = ("track_id", "genre", "artist", "path", "duration_s", "sample_rate", "official_split")
 
@@ -30,6 +31,38 @@ DATASETS: dict[str, str] = {
     "table": "genrelab.datasets.table:prepare_table",
     "embeddings": "genrelab.datasets.embeddings:prepare_embeddings",
 }
+
+
+DATASET_SETTINGS: dict[str, str] = {
+    "synthetic": "genrelab.synth:SynthSettings",
+    "gtzan": "genrelab.datasets.gtzan:GtzanSettings",
+    "fma_small": "genrelab.datasets.fma:FmaSettings",
+    "fma_medium": "genrelab.datasets.fma:FmaSettings",
+    "table": "genrelab.datasets.table:TableSettings",
+    "embeddings": "genrelab.datasets.embeddings:EmbeddingsSettings",
+}
+"""Dataset name -> ``"module:Class"`` of its settings (the ``dataset`` section minus ``name``)."""
+
+
+def dataset_settings(settings: Mapping[str, Any]) -> Any:
+    """Validate the ``dataset`` section (the choice, then that dataset's own settings).
+
+    Returns
+    -------
+    settings : dataclass
+        An instance of the :data:`DATASET_SETTINGS` class of ``settings['name']``.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown dataset (listing the valid ones) or a bad setting (naming it).
+    """
+    from genrelab.config import from_mapping
+
+    name = settings.get("name")
+    require_choice("dataset.name", name, DATASETS)
+    return from_mapping(_resolve(DATASET_SETTINGS[name]), {k: v for k, v in settings.items() if k != "name"},
+                        section="dataset")
 
 
 def _resolve(target: str) -> Callable[..., pd.DataFrame]:

@@ -324,7 +324,7 @@ def prepare_fma(
     subset : {"small", "medium"}
         Which subset (see ``FMA_SUBSETS``).
     progress : bool
-        Show tqdm bars.
+        Show progress (bars on a terminal, log lines otherwise).
 
     Returns
     -------

@@ -551,7 +551,7 @@ def prepare_gtzan(settings: Mapping[str, Any], out_dir: str | os.PathLike, *, pr
     out_dir : str or PathLike
         Output folder (created).
     progress : bool
-        Show tqdm bars.
+        Show progress (bars on a terminal, log lines otherwise).
 
     Returns
     -------

@@ -168,7 +168,7 @@ class TorchClassifier:
             Validation slices and labels for early stopping and choosing the kept epoch;
             without them all ``max_epochs`` run and the last weights are kept.
         progress : bool
-            Show a tqdm bar over epochs.
+            Show progress (a bar on a terminal, log lines otherwise) over epochs.
 
         Returns
         -------
@@ -200,7 +200,7 @@ class TorchClassifier:
         ----------
         S : np.ndarray or np.memmap [shape=(n, *input_shape[:-1], n_frames)], float
         progress : bool
-            Show a tqdm bar over batches.
+            Show progress (a bar on a terminal, log lines otherwise) over batches.
 
         Returns
         -------

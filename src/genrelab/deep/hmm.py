@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import NotFittedError
 from threadpoolctl import threadpool_limits
-from tqdm.auto import tqdm
+from genrelab.progress import progress_bar
 
 from genrelab.io import atomic_dir, read_json, write_json
 
@@ -246,7 +246,7 @@ class GaussianHMMClassifier:
             Accepted for interface compatibility with
             :class:`~genrelab.deep.estimator.TorchClassifier` (an HMM has no early stopping).
         progress : bool
-            Show a tqdm bar over classes.
+            Show progress (a bar on a terminal, log lines otherwise) over classes.
 
         Returns
         -------
@@ -280,7 +280,7 @@ class GaussianHMMClassifier:
 
         seeds = np.random.SeedSequence(self.seed).generate_state(n_classes)
         models: list[Any] = []
-        for c in tqdm(range(n_classes), desc="hmm", unit="class", disable=not progress, leave=False):
+        for c in progress_bar(range(n_classes), desc="hmm", unit="class", disable=not progress, leave=False):
             idx = np.flatnonzero(y == c)
             if len(idx) == 0:
                 log.warning("class %d has no training slices; it gets no model and probability 0", c)
@@ -313,7 +313,7 @@ class GaussianHMMClassifier:
         ----------
         S : np.ndarray or np.memmap [shape=(n, n_mfcc, n_frames)], float
         progress : bool
-            Show a tqdm bar over batches.
+            Show progress (a bar on a terminal, log lines otherwise) over batches.
 
         Returns
         -------
@@ -326,7 +326,7 @@ class GaussianHMMClassifier:
             raise ValueError(f"S has {S.shape[1]} coefficients, the model was fitted on {len(self.mean_)}")
         out = np.full((S.shape[0], self.n_classes), -np.inf)
         starts = range(0, S.shape[0], self.batch_size)
-        for start in tqdm(starts, desc="hmm score", unit="batch", disable=not progress, leave=False):
+        for start in progress_bar(starts, desc="hmm score", unit="batch", disable=not progress, leave=False):
             X = self._sequences(S, slice(start, start + self.batch_size))
             for c, model in enumerate(self.models_):
                 if model is None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from genrelab.progress import progress_bar
 
 from genrelab.devices import resolve_device
 
@@ -333,7 +333,7 @@ def predict_proba(
     device : {'auto', 'cpu', 'cuda', ...}
         Where to run; ``'auto'`` uses CUDA when present.
     progress : bool
-        Show a tqdm bar over batches.
+        Show progress (a bar on a terminal, log lines otherwise) over batches.
 
     Returns
     -------
@@ -348,7 +348,7 @@ def predict_proba(
     out: list[np.ndarray] = []
     starts = range(0, len(data), int(batch_size))
     with torch.inference_mode():
-        for start in tqdm(starts, desc="predict", unit="batch", disable=not progress, leave=False):
+        for start in progress_bar(starts, desc="predict", unit="batch", disable=not progress, leave=False):
             x, _ = data[slice(start, start + int(batch_size))]
             logits = model(x.to(device)).double()
             out.append(torch.softmax(logits, dim=1).cpu().numpy())
@@ -593,7 +593,7 @@ def fit(
         (e.g. :class:`~genrelab.deep.augment.Augmenter`); ``g`` is a ``torch.Generator`` on
         the device, seeded from ``seed``.
     progress : bool
-        Show a tqdm bar over epochs.
+        Show progress (a bar on a terminal, log lines otherwise) over epochs.
 
     Returns
     -------
@@ -613,7 +613,7 @@ def fit(
     run, seed_torch = _start_run(model, train, valid, settings=settings, device=device, seed=seed, augment=augment)
     with torch.random.fork_rng(devices=_fork_devices(device)):
         torch.manual_seed(seed_torch)
-        epochs = tqdm(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
+        epochs = progress_bar(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
         for epoch in epochs:
             t_epoch = time.perf_counter()
             loss, accuracy = _train_epoch(run, epoch)

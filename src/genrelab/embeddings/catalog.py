@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "ModelsDirSettings",
     "BASE_URL",
     "EssentiaModelSpec",
     "MODELS",
@@ -73,6 +74,23 @@ KINDS: dict[str, str] = {
     "head": "embeddings -> class probabilities (classification head, TensorflowPredict2D)",
 }
 """What each ``EssentiaModelSpec.kind`` takes and returns."""
+
+
+@dataclass(frozen=True)
+class ModelsDirSettings:
+    """Settings of the ``models`` section.
+
+    Attributes
+    ----------
+    dir : str
+        Folder of pretrained model files (Essentia ``.pb`` graphs and their ``.json``).
+    """
+
+    dir: str = "models"
+
+    def __post_init__(self) -> None:
+        if not self.dir:
+            raise ValueError("dir: must name a folder (the default is models)")
 
 
 class UnknownModelError(KeyError):
@@ -474,7 +492,7 @@ def fetch(
         Mirrors overriding the published URLs: ``{"pb": url_or_urls, "json": url_or_urls}``
         (either key may be left out to keep the published URL).
     progress : bool
-        Show tqdm bars.
+        Show progress (bars on a terminal, log lines otherwise).
     force : bool
         Download again even if a verified file is present.
 
@@ -540,13 +558,28 @@ def fetch(
 # command line: `genrelab models list|fetch`
 # --------------------------------------------------------------------------------------
 def _cmd_list(args: argparse.Namespace) -> int:
+    import shutil
+
     import pandas as pd
 
     table = list_models(kind=args.kind, models_dir=args.dir)
-    cols = ["kind", "algorithm", "output_dim", "present", "url"] if not args.long else list(table.columns)
-    with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
-                           "display.max_colwidth", 100):
-        print(table[cols].fillna("-").to_string())
+    if args.long:
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+                               "display.max_colwidth", 100):
+            print(table.fillna("-").to_string())
+        return 0
+    width = min(shutil.get_terminal_size((120, 24)).columns, 120)
+    name_w = max(len("name"), *(len(n) for n in table.index))
+    head = f"{'name':<{name_w}}  {'kind':<10}  {'dim':>4}  {'here':<4}  "
+    room = max(20, width - len(head))
+    print(head + "description")
+    for name, row in table.iterrows():
+        desc = str(row["description"] or "")
+        desc = desc if len(desc) <= room else desc[: room - 1] + "…"
+        dim = "-" if pd.isna(row["output_dim"]) else str(int(row["output_dim"]))
+        print(f"{name:<{name_w}}  {row['kind']:<10}  {dim:>4}  {'yes' if row['present'] else 'no':<4}  {desc}")
+    print(f"\n{int(table['present'].sum())} of {len(table)} present in {args.dir}")
+    print("download one: genrelab models fetch NAME; every column: genrelab models list --long")
     return 0
 
 
@@ -575,12 +608,14 @@ def models_command(argv: Sequence[str] | None = None) -> int:
     status : int
         0 on success, 2 on a usage error or a known failure (message on stderr).
     """
-    parser = argparse.ArgumentParser(prog="genrelab models", description=models_command.__doc__.splitlines()[0])
+    # a literal, not genrelab.cli.describe: this module is pipeline code (features, train), the CLI is not
+    parser = argparse.ArgumentParser(prog="genrelab models",
+                                     description="List the known Essentia models or download one.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_list = sub.add_parser("list", help="show the registered models")
     p_list.add_argument("--kind", choices=sorted(KINDS), help="only models of this kind")
     p_list.add_argument("--dir", default="models", help="models folder, to show which files are present")
-    p_list.add_argument("--long", action="store_true", help="show every column")
+    p_list.add_argument("--long", action="store_true", help="show every column (URLs, node names, checksums)")
     p_list.set_defaults(func=_cmd_list)
     p_fetch = sub.add_parser("fetch", help="download a model's .pb and .json")
     p_fetch.add_argument("name", help="model name (see `genrelab models list`)")

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
+from genrelab.progress import progress_bar
 
 from genrelab.embeddings.patching import make_patches, min_samples, patch_times
 from genrelab.embeddings.catalog import MissingModelError, EssentiaModelSpec, get_spec, model_path
@@ -644,7 +644,7 @@ def embed_tracks(
     chunk_size : int > 0
         Tracks per call to the model (their patches share batches).
     progress : bool
-        Show a tqdm bar over tracks.
+        Show progress (a bar on a terminal, log lines otherwise) over tracks.
 
     Returns
     -------
@@ -672,7 +672,7 @@ def embed_tracks(
     starts: list[np.ndarray] = []
     skipped: list[Any] = []
     n_done = 0
-    with tqdm(total=total, desc=f"embed {extractor.name}", unit="track", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"embed {extractor.name}", unit="track", disable=not progress) as bar:
         while chunk := list(itertools.islice(it, chunk_size)):
             for j, item in enumerate(chunk):
                 if not (isinstance(item, (tuple, list)) and len(item) == 3):

@@ -34,6 +34,7 @@ from genrelab.config import ConfigError, compose
 from genrelab.experiments.report import (
     DvcError,
     Experiment,
+    attach_details,
     collect_experiments,
     dvc,
     queue_experiments,
@@ -162,7 +163,8 @@ def run_audit(overrides: Sequence[str] = (), *, repo: str | os.PathLike = ".", c
     missing = [names[s] for s in plan if names[s] not in have]
     if missing:
         raise DvcError(f"audit experiment(s) {missing} finished but `dvc exp show` does not list them with metrics")
-    return {s: have[names[s]] for s in plan}
+    found = attach_details([have[names[s]] for s in plan], repo=repo)   # the split's counts, for its label
+    return dict(zip(plan, found))
 
 
 def audit_table(experiments: dict[str, Experiment]) -> pd.DataFrame:
@@ -246,9 +248,11 @@ def audit_markdown(table: pd.DataFrame, overrides: Sequence[str] = ()) -> str:
 
 def audit_command(argv: list[str]) -> int:
     """``genrelab audit-leakage``: one configuration under leaky and honest splits, and the gap."""
+    from genrelab.cli import describe
+
     from genrelab.io import write_text
 
-    p = argparse.ArgumentParser(prog="genrelab audit-leakage", description=audit_command.__doc__)
+    p = argparse.ArgumentParser(prog="genrelab audit-leakage", description=describe(audit_command))
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="OVERRIDE",
                    help="the configuration under audit, e.g. -S features=mel -S model=rf (not the split)")
     p.add_argument("--out-dir", default="reports", help="folder of leakage_audit.md and leakage_audit.csv")

@@ -11,8 +11,12 @@ Three layers, each usable on its own:
   turns its output into :class:`Experiment` records, skipping (and logging) failed, queued and
   unfinished experiments.
 * **Reporting.** :func:`results_table` builds one row per experiment from :data:`COLUMNS`
-  (a registry of column extractors); :func:`markdown_table`, :func:`track_accuracy_png` and
-  :func:`accuracy_vs_slice_png` render it; :func:`write_report` writes all of them atomically.
+  (a registry of column extractors); :func:`distinct_configurations` keeps the newest run of
+  each configuration; :func:`rank_table` ranks the rows within each group evaluated on the same
+  test tracks and compares each with the best on paired predictions (difference, paired
+  bootstrap interval, McNemar p-value Holm-corrected over the table); :func:`markdown_table`,
+  :func:`ranking_png`, :func:`track_accuracy_png` and :func:`accuracy_vs_slice_png` render it;
+  :func:`write_report` writes all of them atomically.
 * **Sweeping.** A *recipe* is a Hydra experiment config ``conf/experiment/<name>.yaml``
   (``# @package _global_`` plus only what changes) whose sweep axes sit in Hydra's own
   ``hydra.sweeper.params`` node, which composition leaves out of ``params.yaml``.
@@ -38,6 +42,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +56,8 @@ from genrelab.config import ConfigError
 
 __all__ = [
     "DvcError",
+    "DVC_FIXES",
+    "explain_dvc_error",
     "Experiment",
     "Skipped",
     "dvc",
@@ -59,7 +66,12 @@ __all__ = [
     "collect_experiments",
     "COLUMNS",
     "results_table",
+    "distinct_configurations",
+    "rank_table",
+    "attach_details",
+    "read_all_predictions",
     "markdown_table",
+    "ranking_png",
     "track_accuracy_png",
     "accuracy_vs_slice_png",
     "write_report",
@@ -78,16 +90,54 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EVAL_FILE = "metrics/eval.json"
+EVAL_DETAILS_FILE = "metrics/details/eval.json"     # every score of evaluate (not a DVC metric)
+PREDICTIONS_FILE = "plots/predictions.csv"
 TRAIN_FILE = "metrics/train.json"
 DATASET_FILE = "metrics/dataset.json"
 SPLIT_FILE = "metrics/split.json"
+SPLIT_DETAILS_FILE = "metrics/details/split.json"   # what split was made (not a DVC metric)
 PARAMS_FILE = "params.yaml"
 RECIPE_DIR = "experiment"                   # config group of the recipes, under conf/
 PENDING = ("Queued", "Running")              # states of `dvc queue status` that are not final
 
 
 class DvcError(RuntimeError):
-    """A DVC command failed; the message holds the command and its output."""
+    """A DVC command failed; the message holds the command, what to do where that is known, and DVC's output."""
+
+
+DVC_FIXES: dict[str, str] = {
+    "Empty git repo": "this git repository has no commit yet, and DVC experiments start from one: commit first "
+                      "(git add -A && git commit -m 'first commit'), then run it again",
+    "not inside of a DVC repository": "this is not a DVC repository: run it from the repository root (the folder "
+                                      "with dvc.yaml), or pass --repo",
+    "not inside of a Git repository": "DVC experiments need a git repository: git init, then commit the files",
+    "is not a git repository": "DVC experiments need a git repository: git init, then commit the files",
+    "Could not override": "a -S key that conf/ does not have: check its spelling (genrelab params --out - lists "
+                          "every key), or prefix it with + to add a new one",
+    "Could not find": "no such config option in conf/: the message lists the available ones",
+    "Unable to acquire lock": "another DVC command is running in this repository (a queue worker?); wait for it, "
+                              "or see `dvc queue status`",
+    "failed to reproduce": "a stage failed: its own error is above",
+}
+"""A known piece of DVC's (or Hydra's) error output -> what to do about it."""
+
+_RESOLVER_ERROR = re.compile(r"\w+ raised while resolving interpolation: (.+?)(?:\n|$)")
+
+
+def explain_dvc_error(output: str) -> str | None:
+    """The fix for a failed DVC command's output, where it is known.
+
+    A setting that fails the check made while ``conf/`` is composed
+    (``${genrelab_check:}``) is reported by DVC as an unexpected error; its own message,
+    which names the key, is returned instead.
+    """
+    found = _RESOLVER_ERROR.search(output)
+    if found:
+        return f"{found.group(1).strip()} (conf/ did not compose, so nothing was run or queued)"
+    for needle, fix in DVC_FIXES.items():
+        if needle in output:
+            return fix
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,8 +178,10 @@ def dvc(args: Sequence[str], *, repo: str | os.PathLike = ".", check: bool = Tru
         err.seek(0)
         proc = subprocess.CompletedProcess(cmd, done.returncode, out.read(), err.read())
     if check and proc.returncode != 0:
-        raise DvcError(f"`dvc {' '.join(map(str, args))}` failed (exit {proc.returncode}) in {repo}:\n"
-                       f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip())
+        said = f"{proc.stdout.strip()}\n{proc.stderr.strip()}".strip()
+        fix = explain_dvc_error(said)
+        raise DvcError(f"`dvc {' '.join(map(str, args))}` failed (exit {proc.returncode}) in {repo}"
+                       + (f": {fix}\nDVC said:\n{said}" if fix else f":\n{said}"))
     return proc
 
 
@@ -195,8 +247,14 @@ class Experiment:
 
     @property
     def evaluation(self) -> dict:
-        """``metrics/eval.json`` with the ``leaky`` nesting removed."""
+        """``metrics/eval.json`` (the headline) with the ``leaky`` nesting removed."""
         m = self.metrics.get(EVAL_FILE) or {}
+        return m.get("leaky", m)
+
+    @property
+    def details(self) -> dict:
+        """``metrics/details/eval.json`` where :func:`attach_details` read it (else ``{}``), unnested."""
+        m = self.metrics.get(EVAL_DETAILS_FILE) or {}
         return m.get("leaky", m)
 
 
@@ -378,7 +436,7 @@ OFFICIAL_SPLITS: dict[str, Callable[[Mapping], str | None]] = {
 def _grouped_label(s: Mapping, counts: Mapping | None) -> str:
     """``grouped by artist (919 tracks), by track (81)`` from the split stage's counts.
 
-    Without them (experiments from before the split stage wrote ``metrics/split.json``) only
+    Without them (experiments from before the split stage wrote ``metrics/details/split.json``) only
     what the settings asked for is known, and the label says so.
     """
     if not counts or "n_tracks_grouped_by_artist" not in counts:
@@ -417,7 +475,7 @@ SPLIT_LABELS: dict[str, Callable[[Mapping, Mapping, Mapping | None], str]] = {
     "auto": _auto_label,
 }
 """``split.method`` -> label of the split actually made, from the params and the split stage's
-counts (``metrics/split.json``): ``auto`` resolved as the split stage resolved it."""
+counts (``metrics/details/split.json``): ``auto`` resolved as the split stage resolved it."""
 
 FEATURE_LABELS: dict[str, Callable[[Mapping], str]] = {
     "mfcc": lambda f: f"mfcc({f.get('n_mfcc')}{'+d' if f.get('deltas') else ''})",
@@ -443,7 +501,7 @@ def split_label(params: Mapping, *, leaky: bool = False, counts: Mapping | None 
     leaky : bool
         Its metrics are nested under ``leaky``.
     counts : mapping, optional
-        The split stage's ``metrics/split.json`` (tracks grouped by artist and by track ...).
+        The split stage's ``metrics/details/split.json`` (tracks grouped by artist and by track ...).
     """
     s = params.get("split") or {}
     method = str(s.get("method", "?"))
@@ -460,46 +518,64 @@ def features_label(params: Mapping) -> str:
     return FEATURE_LABELS.get(name, lambda _: name)(f)
 
 
+def _first(node: Any, *paths: str) -> float:
+    """The first of ``paths`` that holds a number in ``node`` (headline names first, then older layouts)."""
+    for path in paths:
+        value = _num(_get(node, path))
+        if np.isfinite(value):
+            return value
+    return math.nan
+
+
+def _n_genres(e: Experiment) -> float:
+    per_genre = _get(e.details, "track_mean.f1")
+    if isinstance(per_genre, Mapping) and per_genre:
+        return float(len(per_genre))
+    return _first(e.metrics.get(DATASET_FILE), "n_genres")
+
+
 COLUMNS: dict[str, Callable[[Experiment], Any]] = {
     "experiment": lambda e: e.name,
     "rev": lambda e: e.rev[:7],
     "kind": lambda e: e.kind,
     "recipe": lambda e: str(e.params.get("recipe") or ""),
     "dataset": lambda e: dataset_label(e.params),
-    "split": lambda e: split_label(e.params, leaky=e.leaky, counts=e.metrics.get(SPLIT_FILE)),
+    "split": lambda e: split_label(e.params, leaky=e.leaky,
+                                   counts=e.metrics.get(SPLIT_DETAILS_FILE) or e.metrics.get(SPLIT_FILE)),
     "leaky": lambda e: e.leaky,
     "variant": lambda e: str(_get(e.params, "variant.name", "?")),
     "features": lambda e: features_label(e.params),
     "model": lambda e: str(_get(e.params, "model.name", "?")),
     "slice_s": lambda e: _num(_get(e.params, "slicing.length_s")),
     "seeds": lambda e: len(_get(e.params, "train.seeds") or [0]),
-    "slice_accuracy": lambda e: _num(_get(e.evaluation, "slice.accuracy")),
-    "track_accuracy": lambda e: _num(_get(e.evaluation, "track_mean.accuracy")),
-    "track_vote_accuracy": lambda e: _num(_get(e.evaluation, "track_vote.accuracy")),
-    "macro_f1": lambda e: _num(_get(e.evaluation, "track_mean.macro_f1")),
-    "ci95_low": lambda e: _num(_get(e.evaluation, "track_mean.accuracy_ci95.low",
-                                    _get(e.evaluation, "track_accuracy_ci95.low"))),
-    "ci95_high": lambda e: _num(_get(e.evaluation, "track_mean.accuracy_ci95.high",
-                                     _get(e.evaluation, "track_accuracy_ci95.high"))),
-    "seeds_std": lambda e: _num(_get(e.evaluation, "per_seed.track_mean_accuracy_std",
-                                     _get(e.evaluation, "over_seeds.track_accuracy_std"))),
-    "n_test_tracks": lambda e: _num(_get(e.evaluation, "n_tracks")),
-    "n_test_slices": lambda e: _num(_get(e.evaluation, "n_slices")),
-    "n_genres": lambda e: _num(_get(e.metrics.get(DATASET_FILE), "n_genres")),
-    "train_s_per_seed": lambda e: _num(_get(e.metrics.get(TRAIN_FILE), "train_seconds_per_seed")),
+    "slice_accuracy": lambda e: _first(e.evaluation, "slice_acc", "slice.accuracy"),
+    "track_accuracy": lambda e: _first(e.evaluation, "acc", "track_mean.accuracy"),
+    "track_vote_accuracy": lambda e: _first(e.details or e.evaluation, "track_vote.accuracy"),
+    "macro_f1": lambda e: _first(e.evaluation, "f1", "track_mean.macro_f1"),
+    "ci95_low": lambda e: _first(e.evaluation, "acc_lo", "track_mean.accuracy_ci95.low", "track_accuracy_ci95.low"),
+    "ci95_high": lambda e: _first(e.evaluation, "acc_hi", "track_mean.accuracy_ci95.high",
+                                  "track_accuracy_ci95.high"),
+    "f1_low": lambda e: _first(e.evaluation, "f1_lo"),
+    "f1_high": lambda e: _first(e.evaluation, "f1_hi"),
+    "seeds_std": lambda e: _first(e.details or e.evaluation, "per_seed.track_mean_accuracy_std",
+                                  "over_seeds.track_accuracy_std"),
+    "n_test_tracks": lambda e: _first(e.evaluation, "tracks", "n_tracks"),
+    "n_test_slices": lambda e: _first(e.details or e.evaluation, "n_slices"),
+    "n_genres": _n_genres,
     "timestamp": lambda e: e.timestamp or "",
 }
-"""Column name -> how to read it from an :class:`Experiment`. Accuracies are fractions
-(track accuracy: mean probability over a track's slices, of the seeds' ensemble; ``ci95_*``: its
-95% interval, Wilson on an artist-cluster-adjusted sample size; ``seeds_std``: the std of the
-single seeds' track accuracies, NaN for one seed)."""
+"""Column name -> how to read it from an :class:`Experiment` (the headline of
+``metrics/eval.json``, its details where the report read them, or an older layout).
+Accuracies are fractions (track accuracy: mean probability over a track's slices, of the seeds'
+ensemble; ``ci95_*``: its 95% interval as evaluate gives it, Wilson on an artist-cluster-adjusted
+sample size; ``seeds_std``: the std of the single seeds' track accuracies, NaN for one seed)."""
 
 # params summarised by the columns above; other params that vary go to the `other` column
-_SHOWN = ("recipe", "dataset.name", "dataset.n_tracks_per_genre", "dataset.duration_s", "dataset.genres",
-          "dataset.split", "split.method", "split.group_by", "split.fold", "split.n_folds", "variant.name",
-          "variant.separator", "variant.channels", "features.name", "features.n_mfcc", "features.n_mels",
-          "features.deltas", "model.name", "slicing.length_s", "train.seeds")
-# sort order of the table
+_SHOWN = ("recipe", "conf_digest", "dataset.name", "dataset.n_tracks_per_genre", "dataset.duration_s",
+          "dataset.genres", "dataset.split", "split.method", "split.group_by", "split.fold", "split.n_folds",
+          "variant.name", "variant.separator", "variant.channels", "features.name", "features.n_mfcc",
+          "features.n_mels", "features.deltas", "model.name", "slicing.length_s", "train.seeds")
+# sort order of the table before ranking
 _ORDER = ["dataset", "leaky", "split", "features", "variant", "model", "slice_s", "seeds", "other", "timestamp"]
 
 
@@ -537,6 +613,12 @@ def _other_params(experiments: Sequence[Experiment]) -> list[str]:
     return out
 
 
+def _configuration(e: Experiment) -> str:
+    """The experiment's configuration (its params, less what does not change a result)."""
+    return json.dumps({k: v for k, v in e.params.items() if k not in ("recipe", "conf_digest")}, sort_keys=True,
+                      default=str)
+
+
 def results_table(experiments: Sequence[Experiment]) -> pd.DataFrame:
     """One row per experiment: its setup, headline metrics and their uncertainty.
 
@@ -548,11 +630,13 @@ def results_table(experiments: Sequence[Experiment]) -> pd.DataFrame:
     -------
     table : pd.DataFrame
         The columns of :data:`COLUMNS` plus ``other`` (params that vary between the
-        experiments but have no column of their own), sorted by setup.
+        experiments but have no column of their own) and ``config`` (the configuration, for
+        :func:`distinct_configurations`), sorted by setup.
     """
     rows = [{name: get(e) for name, get in COLUMNS.items()} for e in experiments]
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     table.insert(table.columns.get_loc("seeds") + 1, "other", _other_params(experiments) if rows else [])
+    table["config"] = [_configuration(e) for e in experiments]
     if len(table):
         # the full mix first: separated variants read as changes from it
         table = table.sort_values(_ORDER, kind="stable",
@@ -561,65 +645,214 @@ def results_table(experiments: Sequence[Experiment]) -> pd.DataFrame:
     return table
 
 
-def _pct(x: float) -> str:
-    return "–" if not np.isfinite(x) else f"{100 * x:.1f}"
+def distinct_configurations(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep the newest run of each configuration (a baseline commit and its copy run as an
+    experiment, or one configuration run again, are one row).
+
+    Returns
+    -------
+    kept, dropped : pd.DataFrame
+        The rows kept (in the table's order) and the older runs left out.
+    """
+    if len(table) == 0:
+        return table, table.iloc[:0]
+    newest_first = table.assign(_t=table["timestamp"].replace("", "9999")).sort_values("_t", ascending=False,
+                                                                                      kind="stable")
+    keep = ~newest_first["config"].duplicated()
+    kept_index = newest_first.index[keep.to_numpy()]
+    return table.loc[table.index.isin(kept_index)], table.loc[~table.index.isin(kept_index)]
 
 
-MARKDOWN_COLUMNS: dict[str, Callable[[pd.Series], str]] = {
-    "Experiment": lambda r: f"{r['experiment']} ({r['rev']})" if r["kind"] == "experiment" else
-    f"{r['experiment']} ({r['kind']})",
-    "Dataset": lambda r: r["dataset"],
-    "Split": lambda r: f"**{r['split']}**" if r["leaky"] else r["split"],
-    "Variant": lambda r: r["variant"],
-    "Features": lambda r: r["features"],
-    "Model": lambda r: r["model"],
-    "Slice (s)": lambda r: _fmt_num(r["slice_s"]),
-    "Seeds": lambda r: str(r["seeds"]),
-    "Slice acc.": lambda r: _pct(r["slice_accuracy"]),
-    "Track acc.": lambda r: _pct(r["track_accuracy"]),
-    "95% CI": lambda r: "–" if not np.isfinite(r["ci95_low"]) else
-    f"[{_pct(r['ci95_low'])}, {_pct(r['ci95_high'])}]",
-    "± std (seeds)": lambda r: "–" if not np.isfinite(r["seeds_std"]) else f"± {_pct(r['seeds_std'])}",
-    "Macro-F1": lambda r: _pct(r["macro_f1"]),
-    "Train s/seed": lambda r: "–" if not np.isfinite(r["train_s_per_seed"]) else f"{r['train_s_per_seed']:.1f}",
-    "Other params": lambda r: r["other"] or "",
-}
-"""Markdown column -> cell text of a row of :func:`results_table`."""
+def comparison_group(row: Mapping) -> str:
+    """Rows evaluated on the same test tracks can be paired: same dataset and split (and size)."""
+    n = row.get("n_test_tracks")
+    size = f" · {int(n)} test tracks" if isinstance(n, (int, float)) and np.isfinite(n) else ""
+    return f"{row['dataset']} · {row['split']}{size}"
 
 
-def markdown_table(table: pd.DataFrame, *, columns: Mapping[str, Callable[[pd.Series], str]] | None = None) -> str:
-    """The results table as GitHub Markdown, accuracies in percent.
+RANK_COLUMNS = ("group", "rank", "diff", "diff_low", "diff_high", "p_value", "p_holm", "paired_n")
+"""Columns :func:`rank_table` adds (``diff*``: accuracy minus the group's best, on paired
+predictions; ``p_*``: McNemar's exact p-value of that difference, raw and Holm-corrected over
+every comparison of the table; ``paired_n``: the tracks compared)."""
+
+
+def rank_table(table: pd.DataFrame, predictions: Mapping[str, pd.DataFrame | None] | None = None, *,
+               n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Rank the rows within each comparison group and compare each with the group's best.
 
     Parameters
     ----------
     table : pd.DataFrame
-        Output of :func:`results_table`.
-    columns : mapping, optional
-        Header -> cell function; :data:`MARKDOWN_COLUMNS` by default.
+        Output of :func:`results_table` (usually after :func:`distinct_configurations`).
+    predictions : mapping, optional
+        ``rev`` (7 characters, as in the table) -> that experiment's track predictions
+        (``plots/predictions.csv``); a row without them gets its rank but no paired difference.
+    n_boot, seed : int
+        Resamples and seed of the paired bootstrap intervals.
+
+    Returns
+    -------
+    ranked : pd.DataFrame
+        The table sorted by group, then by track accuracy (best first), with
+        :data:`RANK_COLUMNS` added.
+    """
+    from genrelab.experiments.compare import CompareError, compare_predictions, holm
+
+    predictions = predictions or {}
+    out = table.copy()
+    for col in RANK_COLUMNS[2:]:
+        out[col] = math.nan
+    out["group"] = [comparison_group(r) for _, r in out.iterrows()]
+    out["rank"] = 0
+    if len(out) == 0:
+        return out
+    group_order = list(dict.fromkeys(out.sort_values(["leaky", "group"], kind="stable")["group"]))
+    out["_g"] = out["group"].map({g: i for i, g in enumerate(group_order)})
+    out = out.sort_values(["_g", "track_accuracy"], ascending=[True, False], kind="stable",
+                          na_position="last").drop(columns="_g").reset_index(drop=True)
+    for _, idx in out.groupby("group", sort=False).groups.items():
+        rows = list(idx)
+        out.loc[rows, "rank"] = out.loc[rows, "track_accuracy"].rank(ascending=False, method="min").fillna(
+            len(rows)).astype(int).to_numpy()
+        best = rows[0]
+        out.loc[best, "diff"] = 0.0
+        best_pred = predictions.get(out.loc[best, "rev"])
+        for r in rows[1:]:
+            pred = predictions.get(out.loc[r, "rev"])
+            if best_pred is None or pred is None:
+                continue
+            try:
+                res = compare_predictions(best_pred, pred, names=(out.loc[best, "experiment"], out.loc[r, "experiment"]),
+                                          n_boot=n_boot, seed=seed)
+            except CompareError as exc:
+                log.info("%s is not paired with %s: %s", out.loc[r, "experiment"], out.loc[best, "experiment"], exc)
+                continue
+            out.loc[r, ["diff", "diff_low", "diff_high", "p_value", "paired_n"]] = [
+                res.difference, res.diff_low, res.diff_high, res.p_value, res.n]
+    out["p_holm"] = holm(out["p_value"].to_numpy(float))
+    out["rank"] = out["rank"].astype(int)
+    return out
+
+
+def _pct(x: float) -> str:
+    return "–" if not np.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _ci(low: float, high: float) -> str:
+    return "" if not (np.isfinite(low) and np.isfinite(high)) else f" [{_pct(low)}, {_pct(high)}]"
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}".replace("+0.0", "0.0").replace("-0.0", "0.0")
+
+
+def _diff_cell(r: pd.Series) -> str:
+    if r["rank"] == 1 and r.get("diff") == 0.0 and not np.isfinite(r.get("p_value", math.nan)):
+        return "best"
+    if not np.isfinite(r.get("diff_low", math.nan)):
+        return "–"
+    return f"{_pts(r['diff'])} [{_pts(r['diff_low'])}, {_pts(r['diff_high'])}]"
+
+
+def _p_cell(r: pd.Series) -> str:
+    p = r.get("p_holm", math.nan)
+    if not np.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+MARKDOWN_COLUMNS: dict[str, tuple[str, Callable[[pd.Series], str]]] = {
+    "#": ("rank", lambda r: str(int(r["rank"])) if r.get("rank", 0) else ""),
+    "Experiment": ("experiment", lambda r: r["experiment"]),
+    "Dataset": ("dataset", lambda r: r["dataset"]),
+    "Split": ("split", lambda r: f"**{r['split']}**" if r["leaky"] else r["split"]),
+    "Variant": ("variant", lambda r: r["variant"]),
+    "Features": ("features", lambda r: r["features"]),
+    "Model": ("model", lambda r: r["model"]),
+    "Slice s": ("slice_s", lambda r: _fmt_num(r["slice_s"])),
+    "Seeds": ("seeds", lambda r: str(r["seeds"])),
+    "Test n": ("n_test_tracks", lambda r: "–" if not np.isfinite(r["n_test_tracks"]) else str(int(r["n_test_tracks"]))),
+    "Acc. % [95% CI]": ("track_accuracy", lambda r: _pct(r["track_accuracy"]) + _ci(r["ci95_low"], r["ci95_high"])),
+    "Δ vs #1 [95% CI]": ("diff_low", _diff_cell),
+    "p Holm": ("p_holm", _p_cell),
+    "F1 %": ("macro_f1", lambda r: _pct(r["macro_f1"])),
+    "± sd seeds": ("seeds_std", lambda r: "–" if not np.isfinite(r["seeds_std"]) else f"± {_pct(r['seeds_std'])}"),
+    "Slice %": ("slice_accuracy", lambda r: _pct(r["slice_accuracy"])),
+}
+"""Markdown header -> (the table column it shows, cell text of a row). Setup columns whose
+value all rows of a group share are stated once above the group's table instead."""
+
+WRAP = 100   # prose lines of results.md; its tables are as wide as their cells (about 100 for a typical sweep)
+_SETUP = ("dataset", "split", "variant", "features", "model", "slice_s", "seeds", "n_test_tracks")
+_OPTIONAL = ("seeds_std", "diff_low", "p_holm")   # shown only where some row has a value
+
+
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    right = [h not in ("Experiment", "Dataset", "Split", "Variant", "Features", "Model") for h in header]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if r else (":" + "-" * (w + 1)) for w, r in zip(widths, right)) + "|"
+    return [line(header), sep] + [line(r) for r in rows]
+
+
+def _shared(rows: pd.DataFrame) -> str:
+    labels = {"dataset": lambda v: v, "split": lambda v: f"split {v}", "variant": lambda v: f"variant {v}",
+              "features": lambda v: f"features {v}", "model": lambda v: f"model {v}",
+              "slice_s": lambda v: f"{_fmt_num(v)} s slices", "seeds": lambda v: f"{v} seed{'' if v == 1 else 's'}",
+              "n_test_tracks": lambda v: f"{int(v)} test tracks" if np.isfinite(v) else "test size unknown"}
+    return ", ".join(labels[k](rows[k].iloc[0]) for k in _SETUP if rows[k].astype(str).nunique() == 1)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The ranked results as aligned GitHub Markdown, one table per comparison group.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        Output of :func:`rank_table` (or of :func:`results_table`, then ranked here without
+        paired differences).
 
     Returns
     -------
     text : str
-        The table followed by a legend of its columns (and a warning when rows are leaky).
+        Per group: what all its rows share, then its rows best first (rank, the settings that
+        vary, track accuracy with its 95% interval, the paired difference to the best row
+        with its interval and Holm-corrected McNemar p-value, macro-F1, slice accuracy); then
+        the other params that vary, per experiment, and a legend.
     """
-    if columns is None:
-        columns = dict(MARKDOWN_COLUMNS)  # "Other params" only where some row has any
-        if "other" in table and not table["other"].astype(bool).any():
-            del columns["Other params"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(str(f(row)).replace("|", "\\|") for f in columns.values()) + " |")
-    notes = ["", "Accuracies in percent on the test split, of the model that ships (the ensemble of its "
-             "training seeds; under kfold with all folds, each track predicted by the fold that held it "
-             "out). Track accuracy: argmax of the mean slice probability per track; 95% CI: Wilson "
-             "interval of the track accuracy with the sample size adjusted for tracks of one artist "
-             "(the split's group) being alike; ± std: standard deviation of the single seeds' track "
-             "accuracies. Split: the grouping actually made, with how many tracks were grouped by "
-             "artist and how many (no known artist) by track."]
+    if "rank" not in table:
+        table = rank_table(table)
+    lines: list[str] = []
+    others = []
+    for group, rows in table.groupby("group", sort=False):
+        keep = [h for h, (col, _) in MARKDOWN_COLUMNS.items()
+                if not (col in _SETUP and rows[col].astype(str).nunique() == 1)
+                and not (col in _OPTIONAL and not np.isfinite(pd.to_numeric(rows[col], errors="coerce")).any())]
+        cells = [[MARKDOWN_COLUMNS[h][1](r) for h in keep] for _, r in rows.iterrows()]
+        lines += [*textwrap.wrap(f"**{_shared(rows)}**", WRAP), ""] + _aligned(keep, cells) + [""]
+        others += [line for _, r in rows.iterrows() if r.get("other")
+                   for line in textwrap.wrap(f"- {r['experiment']}: {r['other']}", WRAP, subsequent_indent="  ")]
+    if others:
+        lines += ["Other settings that vary:", "", *others, ""]
+    lines += textwrap.wrap(
+        "Accuracies in percent on the test split, of the model that ships (the ensemble of its training "
+        "seeds; under kfold with all folds, each track predicted by the fold that held it out), ranked "
+        "within each group of experiments evaluated on the same test tracks. Acc.: track accuracy "
+        "(argmax of the mean slice probability per track) with its 95% interval (Wilson, the sample size "
+        "adjusted for tracks of one artist being alike). Δ vs #1: accuracy minus the group's best, in "
+        "percentage points, on paired track predictions, with a paired bootstrap 95% interval; p Holm: "
+        "McNemar's exact test of that difference, Holm-corrected over every comparison in this report. "
+        "F1: track macro-F1. ± sd seeds: std of the single seeds' track accuracies. Slice: slice "
+        "accuracy. Split: the grouping actually made, with how many tracks were grouped by artist and "
+        "how many (no known artist) by track.", WRAP)
     if "leaky" in table and table["leaky"].any():
-        notes.append("**LEAKY** rows used a slice-level random split: slices of one track are in train "
-                     "and test, so their scores are inflated and must not be compared with the others.")
-    return "\n".join(lines + notes) + "\n"
+        lines += [""] + textwrap.wrap(
+            "**LEAKY** rows used a slice-level random split: slices of one track are in train and test, so "
+            "their scores are inflated and must not be compared with the others.", WRAP)
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -702,6 +935,92 @@ def _pyplot():
     return plt
 
 
+def ranking_png(table: pd.DataFrame, path: str | os.PathLike, *,
+                title: str = "Which is best, and by how much?") -> None:
+    """The ranked table as a picture: accuracies with their intervals, and each row's paired
+    difference to the best of its group with its interval and Holm-corrected p-value.
+
+    One panel pair per comparison group (experiments evaluated on the same test tracks): on
+    the left, track accuracy (value at the end of each bar, 95% interval as a whisker, chance
+    as a dotted line); on the right, accuracy minus the group's best in percentage points
+    (paired bootstrap 95% interval) and McNemar's p-value, Holm-corrected over the report.
+
+    Parameters
+    ----------
+    table : pd.DataFrame
+        Output of :func:`rank_table` (at least one row).
+    path : path
+        PNG written atomically.
+    title : str
+    """
+    if len(table) == 0:
+        raise ValueError("no experiments to plot")
+    if "rank" not in table:
+        table = rank_table(table)
+    plt = _pyplot()
+    groups = list(dict.fromkeys(table["group"]))
+    sizes = [int((table["group"] == g).sum()) for g in groups]
+    label_keys = {g: _varying(table[table["group"] == g], ["features", "variant", "model", "slice_s", "seeds"])
+                  or ["model"] for g in groups}
+    fig_h = 1.3 + sum(0.42 * n + 0.75 for n in sizes)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11.0, fig_h), dpi=120, squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": [n + 1.2 for n in sizes], "width_ratios": [3, 2]})
+    for gi, group in enumerate(groups):
+        rows = table[table["group"] == group]
+        ax, dx = axes[gi]
+        y = np.arange(len(rows))[::-1].astype(float)      # best at the top
+        acc = rows["track_accuracy"].to_numpy(float)
+        err, kind = _errors(rows)
+        leaky = rows["leaky"].to_numpy(bool)
+        colors = ["#c44e52" if lk else ("#4c72b0" if r == 1 else "#8fa9d0")
+                  for lk, r in zip(leaky, rows["rank"])]
+        bars = ax.barh(y, np.nan_to_num(acc), height=0.65, color=colors, edgecolor="black", linewidth=0.5)
+        for bar, lk in zip(bars, leaky):
+            if lk:
+                bar.set_hatch("///")
+        ax.errorbar(np.nan_to_num(acc), y, xerr=err, fmt="none", ecolor="black", elinewidth=1, capsize=3)
+        for yi, a, hi in zip(y, acc, err[1]):
+            if np.isfinite(a):
+                ax.text(a + hi + 0.012, yi, f"{100 * a:.1f}%", va="center", ha="left", fontsize=9)
+        chance = _chance(rows)
+        if chance is not None:
+            ax.axvline(chance, color="gray", linestyle=":", linewidth=1)
+            ax.text(chance, y.max() + 0.55, f"chance {100 * chance:.0f}%", color="gray", fontsize=8, ha="center")
+        ax.set_yticks(y, [f"#{int(r['rank'])}  {_label(r, label_keys[group], sep=' · ')}"
+                          for _, r in rows.iterrows()], fontsize=9)
+        ax.set_xlim(0, 1.13)
+        ax.set_ylim(-0.7, len(rows) - 0.1)
+        ax.xaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+        ax.set_title(f"{group}" + (f"; shared: {_context(rows, _SETUP[2:7])}" if _context(rows, _SETUP[2:7])
+                                   else ""), fontsize=9, loc="left")
+        ax.set_xlabel(f"track accuracy ({kind})", fontsize=9)
+        # right: paired difference to the best of the group
+        d = rows["diff"].to_numpy(float)
+        lo, hi = rows["diff_low"].to_numpy(float), rows["diff_high"].to_numpy(float)
+        has = np.isfinite(lo) & np.isfinite(hi)
+        dx.axvline(0, color="black", linewidth=0.8)
+        if has.any():
+            dx.errorbar(100 * d[has], y[has], xerr=[100 * (d[has] - lo[has]), 100 * (hi[has] - d[has])],
+                        fmt="o", color="#4c72b0", ecolor="#4c72b0", capsize=3, markersize=5)
+        span = max(5.0, float(np.nanmax(np.abs(100 * np.concatenate([lo[has], hi[has]])))) if has.any() else 5.0)
+        dx.set_xlim(-1.15 * span, 0.45 * span + 6)
+        for yi, (_, r) in zip(y, rows.iterrows()):
+            text = _diff_cell(r) if r["rank"] == 1 and _diff_cell(r) == "best" else (
+                "no paired data" if not np.isfinite(r["diff_low"]) else f"p={_p_cell(r)}")
+            dx.text(0.45 * span + 5.5, yi, text, va="center", ha="right", fontsize=8,
+                    color="black" if text == "best" or text.startswith("p") else "gray")
+        dx.set_ylim(ax.get_ylim())
+        dx.set_yticks([])
+        dx.grid(axis="x", alpha=0.3)
+        dx.set_axisbelow(True)
+        dx.set_xlabel("Δ vs #1, points (paired 95% CI); p: McNemar, Holm", fontsize=9)
+    fig.suptitle(title, fontsize=11, x=0.01, ha="left")
+    _save(fig, path)
+    plt.close(fig)
+
+
 def track_accuracy_png(table: pd.DataFrame, path: str | os.PathLike, *,
                        title: str = "Track accuracy by features x variant x model") -> None:
     """Grouped bar chart of track accuracy: groups = features x variant, bars = models.
@@ -746,6 +1065,9 @@ def track_accuracy_png(table: pd.DataFrame, path: str | os.PathLike, *,
         err, _ = _errors(sub)
         bars = ax.bar(xs, sub["track_accuracy"], width=width * 0.9, color=colors(j % 10), label=model,
                       edgecolor="black", linewidth=0.5)
+        ax.bar_label(bars, labels=[_pct(v) for v in sub["track_accuracy"]], label_type="center",
+                     rotation=90 if width * 0.9 * fig_w / max(n_g, 1) < 0.35 else 0, fontsize=8, color="white",
+                     fontweight="bold")
         for bar, leaky in zip(bars, sub["leaky"]):
             if leaky:
                 bar.set_hatch("///")
@@ -843,37 +1165,93 @@ def accuracy_vs_slice_png(table: pd.DataFrame, path: str | os.PathLike, *,
 REPORT_FILES = {
     "markdown": "results.md",
     "csv": "results.csv",
+    "ranking": "ranking.png",
     "bars": "track_accuracy.png",
     "slices": "accuracy_vs_slice.png",
 }
 
 
 def write_report(table: pd.DataFrame, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write the table (Markdown, CSV) and both plots into ``out_dir``, each atomically.
+    """Write the ranked table (Markdown, CSV) and the plots into ``out_dir``, each atomically.
+
+    A plot that would be degenerate is not drawn, and an older copy of it in ``out_dir`` is
+    removed: ``accuracy_vs_slice.png`` needs at least two slice lengths.
 
     Parameters
     ----------
     table : pd.DataFrame
-        Output of :func:`results_table`.
+        Output of :func:`rank_table` (or of :func:`results_table`, ranked here).
     out_dir : path
         Created if missing.
 
     Returns
     -------
     paths : dict
-        ``markdown``, ``csv``, ``bars``, ``slices`` -> written file.
+        ``markdown``, ``csv``, ``ranking``, ``bars`` and, where drawn, ``slices`` -> written file.
     """
     from genrelab.io import write_text
 
     if len(table) == 0:
         raise ValueError("no finished experiments to report (run some with `dvc exp run` or `genrelab sweep`)")
+    if "rank" not in table:
+        table = rank_table(table)
     out = Path(out_dir)
     paths = {k: out / v for k, v in REPORT_FILES.items()}
     write_text(paths["markdown"], "# Results\n\n" + markdown_table(table))
-    write_text(paths["csv"], table.to_csv(index=False))
+    write_text(paths["csv"], table.drop(columns=["config"], errors="ignore").to_csv(index=False))
+    ranking_png(table, paths["ranking"])
     track_accuracy_png(table, paths["bars"])
-    accuracy_vs_slice_png(table, paths["slices"])
+    if table["slice_s"].nunique() >= 2:
+        accuracy_vs_slice_png(table, paths["slices"])
+    else:
+        log.info("accuracy_vs_slice.png not drawn: every experiment used one slice length")
+        paths.pop("slices").unlink(missing_ok=True)
     return paths
+
+
+DETAILS_FILES = (EVAL_DETAILS_FILE, SPLIT_DETAILS_FILE)
+"""Details the report reads beside the headline metrics: evaluate's (per-seed statistics,
+per-genre scores) and the split's (the counts its label gives)."""
+
+
+def attach_details(experiments: Sequence[Experiment], *, repo: str | os.PathLike = ".") -> list[Experiment]:
+    """The experiments with the :data:`DETAILS_FILES` of their revision added to their metrics.
+
+    The details are tracked by git but are no DVC metric, so ``dvc exp show`` does not list
+    them; they are read with ``git show`` (from disk for the workspace).
+    """
+    import dataclasses
+
+    from genrelab.experiments.compare import CompareError, read_at_rev
+
+    out = []
+    for e in experiments:
+        found = {}
+        for path in DETAILS_FILES:
+            try:
+                found[path] = json.loads(read_at_rev(path, e.rev, repo=repo))
+            except (CompareError, json.JSONDecodeError):
+                continue        # an experiment from before the details files existed
+        out.append(dataclasses.replace(e, metrics={**e.metrics, **found}) if found else e)
+    return out
+
+
+def read_all_predictions(table: pd.DataFrame, experiments: Sequence[Experiment], *,
+                         repo: str | os.PathLike = ".") -> dict[str, pd.DataFrame]:
+    """``rev`` (as in the table) -> track predictions of each experiment of the table that has them."""
+    from genrelab.experiments.compare import CompareError, read_predictions
+
+    by_rev = {e.rev[:7]: e for e in experiments}
+    out = {}
+    for rev in table["rev"]:
+        e = by_rev.get(rev)
+        if e is None:
+            continue
+        try:
+            out[rev] = read_predictions(e.rev, repo=repo, path=PREDICTIONS_FILE)
+        except (CompareError, ValueError) as exc:
+            log.info("no paired comparison for %s: %s", e.name, exc)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -988,7 +1366,7 @@ def load_recipe(name: str, *, config_dir: str | os.PathLike = "conf") -> Recipe:
 
 def check_recipe(recipe: Recipe, extra: Sequence[str] = (), *, config_dir: str | os.PathLike = "conf",
                  limit: int | None = None) -> int:
-    """Compose every experiment of a recipe's grid, so that a bad one fails before anything is queued.
+    """Compose and validate every experiment of a recipe's grid before anything is queued.
 
     Parameters
     ----------
@@ -998,30 +1376,28 @@ def check_recipe(recipe: Recipe, extra: Sequence[str] = (), *, config_dir: str |
     config_dir : path
         The Hydra config folder.
     limit : int, optional
-        Compose only the first ``limit`` grid points.
+        Check only the first ``limit`` grid points.
 
     Returns
     -------
     n : int
-        Grid points composed.
+        Grid points checked.
 
     Raises
     ------
     ConfigError
-        Naming the first grid point that does not compose, and why.
+        Naming the first grid point that does not compose or holds an invalid value, and why.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from genrelab.config import compose_each
 
     combos = recipe.combinations(extra)[:limit]
-    with initialize_config_dir(str(Path(config_dir).resolve()), version_base=None):
-        for overrides in combos:
-            try:
-                hydra_compose(config_name="config", overrides=overrides)
-            except Exception as exc:  # hydra raises several unrelated types
-                raise ConfigError(f"recipe {recipe.name!r}: {' '.join(overrides)} does not compose: "
-                                  f"{str(exc).splitlines()[0]}") from exc
-    return len(combos)
+    done = 0
+    try:
+        for _ in compose_each(combos, config_dir=config_dir):
+            done += 1
+    except ConfigError as exc:
+        raise ConfigError(f"recipe {recipe.name!r}: {' '.join(combos[done])}: {exc}") from exc
+    return done
 
 
 _QUEUED = re.compile(r"Queued experiment '([^']+)'")
@@ -1085,18 +1461,18 @@ def wait_for(names: Iterable[str], *, repo: str | os.PathLike = ".", poll_s: flo
     timeout_s : float, optional
         Give up (``TimeoutError``) after this many seconds.
     progress : bool
-        Show a tqdm bar of finished experiments.
+        Show progress (a bar on a terminal, log lines otherwise) of finished experiments.
 
     Returns
     -------
     states : dict
         Name -> final state (``Success``, ``Failed``, or ``Unknown`` for one no longer queued).
     """
-    from tqdm import tqdm
+    from genrelab.progress import progress_bar
 
     names = list(names)
     t0 = time.monotonic()
-    bar = tqdm(total=len(names), desc="experiments", unit="exp", disable=not progress)
+    bar = progress_bar(total=len(names), desc="experiments", unit="exp", disable=not progress)
     try:
         while True:
             states = queue_states(repo=repo)
@@ -1118,8 +1494,10 @@ def wait_for(names: Iterable[str], *, repo: str | os.PathLike = ".", poll_s: flo
 # --------------------------------------------------------------------------------------------
 
 def report_command(argv: list[str]) -> int:
-    """``genrelab report``: results table (Markdown, CSV) and plots of the repository's experiments."""
-    p = argparse.ArgumentParser(prog="genrelab report", description=report_command.__doc__)
+    """``genrelab report``: which experiment is best, and by how much: a ranked table (Markdown, CSV) and plots."""
+    from genrelab.cli import describe
+
+    p = argparse.ArgumentParser(prog="genrelab report", description=describe(report_command))
     p.add_argument("--out-dir", default="reports", help="folder of results.md, results.csv and the PNGs")
     p.add_argument("--all-commits", action="store_true", help="experiments of every commit, not only HEAD's")
     p.add_argument("--recipe", help="only experiments composed with this recipe")
@@ -1129,9 +1507,14 @@ def report_command(argv: list[str]) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("GENRELAB_LOG", "INFO"), format="%(levelname)s: %(message)s")
     try:
-        exps = collect_experiments(args.repo, all_commits=args.all_commits, commits=not args.no_commits,
-                                   workspace=args.workspace, recipe=args.recipe)
-        table = results_table(exps)
+        exps = attach_details(collect_experiments(args.repo, all_commits=args.all_commits,
+                                                  commits=not args.no_commits, workspace=args.workspace,
+                                                  recipe=args.recipe), repo=args.repo)
+        table, older = distinct_configurations(results_table(exps))
+        if len(older):
+            log.info("%d older run(s) of a configuration already in the table left out: %s", len(older),
+                     ", ".join(older["experiment"]))
+        table = rank_table(table, read_all_predictions(table, exps, repo=args.repo))
         paths = write_report(table, Path(args.repo) / args.out_dir)
     except (DvcError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -1144,7 +1527,9 @@ def report_command(argv: list[str]) -> int:
 
 def sweep_command(argv: list[str]) -> int:
     """``genrelab sweep RECIPE``: queue a recipe's grid of DVC experiments (and run it with --run)."""
-    p = argparse.ArgumentParser(prog="genrelab sweep", description=sweep_command.__doc__)
+    from genrelab.cli import describe
+
+    p = argparse.ArgumentParser(prog="genrelab sweep", description=describe(sweep_command))
     p.add_argument("recipe", nargs="?", help="recipe name (conf/experiment/<name>.yaml); omit to list them")
     p.add_argument("-S", "--set-param", dest="overrides", action="append", default=[], metavar="OVERRIDE",
                    help="extra Hydra override; replaces a recipe axis of the same key (e.g. -S dataset=gtzan)")

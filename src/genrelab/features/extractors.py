@@ -375,6 +375,11 @@ def make_extractor(settings: dict[str, Any], *, models_dir: str | None = None):
     return from_mapping(FEATURES[name], settings, section="features")
 
 
+def features_settings(settings: dict[str, Any]):
+    """Validate the ``features`` section without loading anything (see :func:`make_extractor`)."""
+    return make_extractor(settings)
+
+
 def settings_dict(obj: Any) -> dict:
     """Plain dict of a settings dataclass (for ``info.json``)."""
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(obj).items()}

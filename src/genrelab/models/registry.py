@@ -24,7 +24,8 @@ from genrelab.models.classical import CLASSICAL_SETTINGS, build_sklearn, load_sk
 from genrelab.models.frames import FRAME_MODELS, HMMSettings, DeepSettings, build_frame_model, load_frame_model
 from genrelab.models.heads import EssentiaHeadSettings, build_head, load_head
 
-__all__ = ["ModelSpec", "MODELS", "register", "build_model", "load_model", "model_input", "model_pickles"]
+__all__ = ["ModelSpec", "MODELS", "register", "build_model", "load_model", "model_input", "model_pickles",
+           "model_settings"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def _split_settings(settings: dict[str, Any]) -> tuple[ModelSpec, Any]:
     spec = MODELS[name]
     rest = {k: v for k, v in settings.items() if k != "name"}
     return spec, from_mapping(spec.settings, rest, section="model")
+
+
+def model_settings(settings: dict[str, Any]) -> Any:
+    """Validate the ``model`` section: the choice, then that model's settings dataclass."""
+    return _split_settings(settings)[1]
 
 
 def build_model(settings: dict[str, Any], *, n_classes: int, input_shape: tuple[int, ...], seed: int,

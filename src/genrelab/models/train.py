@@ -124,8 +124,8 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
     Returns
     -------
     report : dict
-        Training seconds and the models' own numbers (numbers only; under ``fold=all`` the
-        first fold's).
+        Training set sizes and the models' own numbers (numbers only; under ``fold=all`` the
+        first fold's; timings go to the log).
     """
     settings = from_mapping(TrainStageSettings, params.get("train", {}), section="train")
     split = from_mapping(SplitSettings, params.get("split", {}), section="split")
@@ -153,7 +153,8 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
                 _require_finite(fs, f"{name}{where}")
             if fold in (None, 0):
                 first = sets
-                report.update({"n_train_slices": len(train.meta), "n_valid_slices": len(valid.meta)})
+                report.update({"n_train_tracks": int(train.meta["track_id"].nunique()),
+                               "n_train_slices": len(train.meta), "n_valid_slices": len(valid.meta)})
             for seed in settings.seeds:
                 model = build_model(params["model"], n_classes=len(labels), input_shape=_input_shape(kind, train),
                                     seed=int(seed), device=settings.device)
@@ -164,7 +165,11 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
                 model.save(tmp / path)
                 members.append({"path": path, "fold": fold, "seed": int(seed)})
                 for key, value in getattr(model, "report", {}).items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)):
+                        continue
+                    if key.endswith("_seconds"):   # a timing: the log's, not a property of the experiment
+                        log.info("%s (seed %s): %s = %.2f", params["model"]["name"], seed, key, value)
+                    else:
                         report.setdefault(key, float(value))
                 pretrained = getattr(model, "pretrained", None)
         # the out-of-distribution detector and the card describe the (first fold's) training data
@@ -186,5 +191,6 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
             "card": _training_card(params, first, labels, pretrained),
             "novelty": novelty,
         })
-    report["train_seconds_per_seed"] = float(np.mean(seconds))
+    log.info("trained %s: %.1f s per seed (%d seed%s)", params["model"]["name"], float(np.mean(seconds)),
+             len(seconds), "" if len(seconds) == 1 else "s")   # a timing is no property of the experiment
     return report

@@ -503,13 +503,15 @@ def separate_dataset(index: pd.DataFrame, *, separator: str, settings: Mapping[s
         :data:`MANIFEST_COLUMNS`: each track's store key and ``ok``/``failed`` (the stage's
         DVC output; it does not depend on what the store held before).
     summary : dict
-        Counts of ``computed``, ``reused`` and ``failed`` tracks, and ``quality`` (SDR and
-        SI-SDR against true stems) where the dataset knows them; numbers only.
+        ``n_tracks`` (tracks with stems: the headline), counts of ``computed``, ``reused`` and
+        ``failed`` tracks, and ``quality`` (SDR and SI-SDR against true stems) where the dataset
+        knows them; numbers only.
     """
     from genrelab.datasets import resolve_path
 
     if separator in ("none", "oracle"):
-        return pd.DataFrame(columns=list(MANIFEST_COLUMNS)), {"computed": 0, "reused": 0, "failed": 0}
+        return pd.DataFrame(columns=list(MANIFEST_COLUMNS)), {"n_tracks": int(len(index)), "computed": 0, "reused": 0,
+                                                              "failed": 0}
     job = stems_job(separator, settings, store=store, sample_rate=sample_rate)
     truth_root = Path(dataset_dir) / "stems"
     items = []
@@ -522,6 +524,7 @@ def separate_dataset(index: pd.DataFrame, *, separator: str, settings: Mapping[s
                               "status": "failed" if r["status"] == "failed" else "ok", "reason": r["reason"]}
                              for r in results], columns=list(MANIFEST_COLUMNS))
     summary: dict[str, Any] = {s: sum(r["status"] == s for r in results) for s in ("computed", "reused", "failed")}
+    summary = {"n_tracks": summary["computed"] + summary["reused"], **summary}  # tracks with stems
     scores = [r["scores"] for r in results if r["scores"]]
     if scores:
         summary["quality"] = summarize_quality(scores)
