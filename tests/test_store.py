@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from genrelab.config import ConfigError
-from genrelab.features import FeatureWriter, MelFeatures, MFCCFeatures, SliceSettings, extract_dataset, features_job
+from genrelab.features import (
+    FeatureWriter,
+    MelFeatures,
+    MFCCFeatures,
+    SliceSettings,
+    extract_dataset,
+    features_job,
+)
 from genrelab.io import write_audio
 from genrelab.separation import separate_dataset, stems_job
 from genrelab.store import (

@@ -27,7 +27,14 @@ from genrelab.features.extractors import settings_dict
 from genrelab.features.sets import FeatureWriter
 from genrelab.features.slicing import SliceSettings
 from genrelab.features.track import TrackFeatures, track_feature_sets
-from genrelab.store import Entry, Store, StoreError, canonical_json, key_settings, store_key
+from genrelab.store import (
+    Entry,
+    Store,
+    StoreError,
+    canonical_json,
+    key_settings,
+    store_key,
+)
 
 __all__ = ["extract_dataset", "FeaturesJob", "features_job", "track_entry", "TrackFeatures", "track_features"]
 

@@ -20,12 +20,7 @@ from genrelab.features.analysis import SliceAnalysis
 from genrelab.features.checks import require_finite
 from genrelab.features.slicing import SliceSettings, slice_signal
 
-__all__ = ["TrackFeatures", "track_feature_sets", "file_feature_sets", "WORKER_PRELOAD"]
-
-WORKER_PRELOAD = ("genrelab.io", "genrelab.features.descriptors", "genrelab.separation.hpss", "librosa.feature",
-                  "librosa.filters", "librosa.core.pitch", "scipy.signal", "soundfile")
-"""Modules a worker process of :func:`genrelab.compute.map_tracks` running these functions
-needs; its forkserver imports them once (they are imported lazily here)."""
+__all__ = ["TrackFeatures", "track_feature_sets", "file_feature_sets"]
 
 
 @dataclass

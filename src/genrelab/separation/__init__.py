@@ -29,7 +29,13 @@ from genrelab.separation.hpss import (
 from genrelab.separation.quality import sdr, si_sdr
 
 if TYPE_CHECKING:  # pragma: no cover
-    from genrelab.separation.dataset import StemsJob, separate_dataset, separate_tracks, stems_job, track_stems
+    from genrelab.separation.dataset import (
+        StemsJob,
+        separate_dataset,
+        separate_tracks,
+        stems_job,
+        track_stems,
+    )
     from genrelab.separation.demucs import (
         DEMUCS_STEMS,
         DemucsLoadError,

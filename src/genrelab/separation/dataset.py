@@ -28,7 +28,14 @@ import pandas as pd
 
 from genrelab.compute import ComputeSettings, map_tracks
 from genrelab.io import AudioDecodeError, load_audio, write_audio, write_json
-from genrelab.store import Entry, Store, StoreError, canonical_json, key_settings, store_key
+from genrelab.store import (
+    Entry,
+    Store,
+    StoreError,
+    canonical_json,
+    key_settings,
+    store_key,
+)
 
 __all__ = ["StemsJob", "stems_job", "object_job", "track_stems", "separate_chunk", "separate_track", "separate_tracks",
            "separate_dataset", "score_track", "summarize_quality", "SEPARATED_PARTS", "TRUE_PARTS", "QUALITY_VERSION",
