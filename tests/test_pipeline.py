@@ -204,10 +204,6 @@ def _wait_queue(repo: Path, timeout: float = 600) -> None:
     raise AssertionError(f"queue did not finish in {timeout} s:\n{status}")
 
 
-def _ran(out: str) -> set[str]:
-    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-
-
 def _entries(transform: str) -> int:
     root = _STORE["dir"] / transform
     return sum(1 for meta in root.glob("*/*/meta.json")) if root.is_dir() else 0
