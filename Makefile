@@ -29,4 +29,4 @@ test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
 clean:
-	rm -rf $(VENV) data/dataset data/separated data/features data/model data/eval data/split.csv
+	rm -rf $(VENV) data/dataset data/separated data/separated.csv data/features data/model data/eval data/split.csv

@@ -11,6 +11,7 @@ from genrelab.io import write_text
 from genrelab.metrics import write_metrics
 from genrelab.models import load_bundle
 from genrelab.models.card import evaluation_summary, write_card
+from genrelab.splits import SplitSettings
 from genrelab.stage import run_stage
 
 
@@ -30,7 +31,9 @@ def configure(p):
 def main(args, params):
     bundle = load_bundle(args.model, trust=True)  # the train stage's output in this pipeline, named by dvc.yaml
     ev = from_mapping(EvaluateSettings, params["evaluate"], section="evaluate")
-    metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev.split, split_table=args.split)
+    fractions = from_mapping(SplitSettings, params["split"], section="split").fractions
+    metrics, slices, tracks = evaluate_bundle(bundle, args.features, split=ev.split, split_table=args.split,
+                                              fractions=fractions, seed=int(params["seed"]))
     write_metrics(args.metrics, args.details, metrics, "eval")
     write_card(args.card, args.model, evaluation_summary(metrics, split=ev.split))
     write_text(args.per_genre, per_genre_table(metrics, tracks).to_csv(index=False))

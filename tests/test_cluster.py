@@ -1,4 +1,5 @@
-"""The Dask engine of compute.map_tracks: same results as in-process, worker deaths, bad items, cancel."""
+"""The Dask engine of compute.map_tracks: same results as in-process, worker deaths, bad items, cancel;
+the features stage on a local cluster."""
 from __future__ import annotations
 
 import _thread
@@ -7,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,8 @@ import pytest
 from genrelab import cluster
 from genrelab.compute import ComputeSettings, map_tracks
 from genrelab.config import ConfigError, from_mapping
+from genrelab.features import MelFeatures, MFCCFeatures, SliceSettings, extract_dataset
+from genrelab.store import Store
 
 IN_PROCESS = ComputeSettings(workers=1)
 
@@ -275,3 +279,100 @@ def spectrum_sum(i: int) -> int:
 def test_a_map_inside_a_task_runs_in_that_task(two_workers):
     out = collect(map_tracks(nested, [3, 4], settings=two_workers, progress=False))
     assert out == {0: [1, 2, 3], 1: [1, 2, 3, 4]}
+
+
+# -- the features stage on the cluster (issue 17: same bytes as in-process; a dead worker loses nothing) --
+
+SR = 8000
+
+
+@dataclass(frozen=True)
+class KillsItsWorkerOnce(MFCCFeatures):
+    """MFCC whose first call on a Dask worker kills that worker (a marker file in ``folder`` remembers)."""
+
+    folder: str = ""
+
+    def extract(self, analysis):
+        folder = Path(self.folder)
+        with open(folder / "calls.txt", "a") as fh:
+            fh.write("x")
+        if not (folder / "killed").exists() and cluster_worker():
+            (folder / "killed").touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().extract(analysis)
+
+
+def cluster_worker() -> bool:
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:
+        return False
+    return True
+
+
+def tiny_dataset(root: Path, n: int = 6):
+    import pandas as pd
+
+    from genrelab.io import write_audio
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        t = np.arange(int(2.0 * SR)) / SR
+        y = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.01 * rng.standard_normal(len(t))
+        write_audio(root / "ds" / f"t{i}.wav", y, SR)
+        rows.append({"track_id": f"t{i}", "genre": "ab"[i % 2], "artist": f"a{i}", "path": f"t{i}.wav",
+                     "duration_s": 2.0, "sample_rate": SR, "official_split": ""})
+    return pd.DataFrame(rows)
+
+
+def features_stage(root: Path, index, extractor, settings: ComputeSettings, name: str) -> dict:
+    return extract_dataset(index, extractor=extractor, variant=_normal(), slicing=SliceSettings(length_s=1.0),
+                           sample_rate=SR, dataset_dir=root / "ds", out_dir=root / name,
+                           store=Store(root / f"store-{name}"), compute=settings, progress=False)
+
+
+def _normal():
+    from genrelab.variants import VariantSettings
+
+    return VariantSettings()
+
+
+def same_set(a: Path, b: Path) -> None:
+    for name in ("X.npy", "S.npy", "meta.csv", "skipped.csv"):
+        assert (a / name).is_file() == (b / name).is_file(), name
+        if (a / name).is_file():
+            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
+
+
+def test_features_stage_on_two_workers_is_bit_identical(two_workers, tmp_path):
+    index = tiny_dataset(tmp_path)
+    mel = MelFeatures(n_mels=16, n_fft=512, hop_length=256)
+    here = features_stage(tmp_path, index, mel, IN_PROCESS, "here")
+    there = features_stage(tmp_path, index, mel, two_workers, "there")
+    assert here == there == {"n_tracks": 6, "n_slices": 12, "n_skipped": 0, "computed": 6, "reused": 0}
+    same_set(tmp_path / "here", tmp_path / "there")
+    assert (tmp_path / "here" / "info.json").read_text() == (tmp_path / "there" / "info.json").read_text()
+
+
+def test_features_stage_survives_a_killed_worker(two_workers, tmp_path):
+    index = tiny_dataset(tmp_path)
+    (tmp_path / "in_process").mkdir()
+    (tmp_path / "in_process" / "killed").touch()  # never kill this process
+    (tmp_path / "cluster").mkdir()
+    common = {"n_mfcc": 8, "n_mels": 32, "n_fft": 512}
+    features_stage(tmp_path, index, KillsItsWorkerOnce(**common, folder=str(tmp_path / "in_process")), IN_PROCESS,
+                   "here")
+    killer = KillsItsWorkerOnce(**common, folder=str(tmp_path / "cluster"))
+    summary = features_stage(tmp_path, index, killer, two_workers, "there")
+    assert (tmp_path / "cluster" / "killed").exists()  # a worker did die mid-map
+    assert summary["computed"] == 6 and summary["n_skipped"] == 0
+    # only the killed task ran again: every finished track was computed once (one call per track)
+    assert len((tmp_path / "cluster" / "calls.txt").read_text()) == 6 + 1
+    same_set(tmp_path / "here", tmp_path / "there")
+    # the stage run again takes every track from the store
+    again = features_stage(tmp_path, index, killer, IN_PROCESS, "there")
+    assert (again["computed"], again["reused"]) == (0, 6)
+    same_set(tmp_path / "here", tmp_path / "there")

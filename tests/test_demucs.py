@@ -1,8 +1,7 @@
-"""Demucs loading/separation with a tiny locally saved model, missing weights, resumable runs."""
+"""Demucs loading/separation with a tiny locally saved model, missing weights, resumable runs over the store."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import torch
 
 from genrelab.io import write_audio
 from genrelab.separation import (
-    DONE_MARKER,
     SEPARATORS,
     DemucsLoadError,
     DemucsSeparator,
@@ -22,13 +20,26 @@ from genrelab.separation import (
     make_separator,
     required_weight_files,
     separate_tracks,
+    stems_job,
 )
 from genrelab.separation.demucs import save_tiny_demucs
+from genrelab.store import Store
 
 SR = 22050
 TINY_SIG = "0123abcd"
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+
+
+@pytest.fixture(autouse=True)
+def _in_this_process():
+    """Per-track maps run in this process here: the tests count calls and raise interrupts."""
+    from genrelab.compute import ComputeSettings, configure, default_settings
+
+    before = default_settings()
+    configure(ComputeSettings(workers=1))
+    yield
+    configure(before)
 
 
 @pytest.fixture(scope="module")
@@ -186,41 +197,55 @@ def tracks(tmp_path) -> list[tuple[str, Path]]:
     return out
 
 
+def _status(table: pd.DataFrame) -> pd.Series:
+    return table.groupby("track_id", sort=False)["status"].first()
+
+
 def test_resume_after_interruption(tracks, tmp_path):
-    out_dir = tmp_path / "stems"
+    store = Store(tmp_path / "store")
     k = 2
     first = CountingSeparator(interrupt_on=k + 1)
     with pytest.raises(KeyboardInterrupt):
-        separate_tracks(tracks, out_dir, first, sr=SR, progress=False)
+        separate_tracks(tracks, first, store=store, sr=SR, progress=False)
     assert first.calls == k + 1
-    for track_id, _ in tracks[:k]:
-        assert (out_dir / track_id / DONE_MARKER).is_file()
-    assert not (out_dir / tracks[k][0] / DONE_MARKER).exists()
+    assert len(list(store.entries())) == k  # the finished tracks, nothing of the interrupted one
+    assert not list(store._temporaries())
 
     second = CountingSeparator()
-    table = separate_tracks(tracks, out_dir, second, sr=SR, progress=False)
+    table = separate_tracks(tracks, second, store=store, sr=SR, progress=False)
     assert second.calls == len(tracks) - k  # the first k are not recomputed
-    assert list(table.columns) == ["track_id", "stem", "path", "status", "reason"]
-    status = table.groupby("track_id")["status"].first()
-    assert list(status[[t for t, _ in tracks[:k]]]) == ["skipped"] * k
+    assert list(table.columns) == ["track_id", "stem", "path", "status", "reason", "key"]
+    status = _status(table)
+    assert list(status[[t for t, _ in tracks[:k]]]) == ["reused"] * k
     assert list(status[[t for t, _ in tracks[k:]]]) == ["computed"] * (len(tracks) - k)
     assert len(table) == 4 * len(tracks)
-    marker = json.loads((out_dir / "t4" / DONE_MARKER).read_text())
-    assert sorted(marker["files"]) == sorted(CountingSeparator.stems)
+    assert all(Path(p).is_file() for p in table.path)
 
     third = CountingSeparator()
-    table = separate_tracks(tracks, out_dir, third, sr=SR, progress=False)
-    assert third.calls == 0 and set(table["status"]) == {"skipped"}
+    table = separate_tracks(tracks, third, store=store, sr=SR, progress=False)
+    assert third.calls == 0 and set(table["status"]) == {"reused"}
 
 
-def test_half_written_track_without_marker_is_recomputed(tracks, tmp_path):
-    out_dir = tmp_path / "stems"
-    separate_tracks(tracks[:2], out_dir, CountingSeparator(), sr=SR, progress=False)
-    # t1 died after writing one stem (simulated): stem files exist, marker does not.
-    (out_dir / "t1" / DONE_MARKER).unlink()
-    (out_dir / "t1" / "drums.flac").write_bytes(b"half a flac")
+def test_same_audio_under_another_name_is_separated_once(tracks, tmp_path):
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "copy.wav"
+    copy.parent.mkdir()
+    shutil.copy(tracks[0][1], copy)
     sep = CountingSeparator()
-    table = separate_tracks(tracks[:2], out_dir, sep, sr=SR, progress=False)
+    table = separate_tracks([tracks[0], ("other_id", copy)], sep, store=Store(tmp_path / "store"), sr=SR,
+                            progress=False)
+    assert sep.calls == 1 and list(_status(table)) == ["computed", "reused"]
+
+
+def test_corrupt_stem_is_recomputed(tracks, tmp_path):
+    store = Store(tmp_path / "store")
+    table = separate_tracks(tracks[:2], CountingSeparator(), store=store, sr=SR, progress=False)
+    # t1's drums were truncated on disk (simulated)
+    drums = Path(table[(table.track_id == "t1") & (table.stem == "drums")].path.iloc[0])
+    drums.write_bytes(drums.read_bytes()[:100])
+    sep = CountingSeparator()
+    table = separate_tracks(tracks[:2], sep, store=store, sr=SR, progress=False)
     assert sep.calls == 1
     row = table[(table.track_id == "t1") & (table.stem == "drums")].iloc[0]
     assert row.status == "computed"
@@ -231,37 +256,42 @@ def test_half_written_track_without_marker_is_recomputed(tracks, tmp_path):
 
 
 def test_failures_are_recorded_and_retried(tracks, tmp_path):
-    out_dir = tmp_path / "stems"
+    store = Store(tmp_path / "store")
     sep = CountingSeparator(fail_on={2})
-    table = separate_tracks(tracks, out_dir, sep, sr=SR, progress=False, stems=("drums", "bass"))
+    table = separate_tracks(tracks, sep, store=store, sr=SR, progress=False, stems=("drums", "bass"))
     failed = table[table.status == "failed"]
     assert set(failed.track_id) == {"t1"} and len(failed) == 2
     assert "RuntimeError: model exploded" in failed.reason.iloc[0]
-    assert not (out_dir / "t1" / DONE_MARKER).exists()
-    assert not (out_dir / "t0" / "vocals.flac").exists()  # only the requested stems
+    assert (failed.path == "").all()
+    ok = table[table.status == "computed"]
+    assert {Path(p).name for p in ok.path} == {"drums.flac", "bass.flac"}  # only the requested stems
     again = CountingSeparator()
-    table = separate_tracks(tracks, out_dir, again, sr=SR, progress=False, stems=("drums", "bass"))
+    table = separate_tracks(tracks, again, store=store, sr=SR, progress=False, stems=("drums", "bass"))
     assert again.calls == 1
     assert table.set_index(["track_id", "stem"]).loc[("t1", "bass"), "status"] == "computed"
 
 
-def test_changed_settings_or_missing_stem_recompute(tracks, tmp_path):
-    out_dir = tmp_path / "stems"
-    separate_tracks(tracks[:2], out_dir, CountingSeparator(gain=0.25), sr=SR, progress=False)
+def test_changed_settings_recompute_and_device_does_not(tracks, tmp_path):
+    store = Store(tmp_path / "store")
+    separate_tracks(tracks[:2], CountingSeparator(gain=0.25), store=store, sr=SR, progress=False)
     sep = CountingSeparator(gain=0.5)
-    separate_tracks(tracks[:2], out_dir, sep, sr=SR, progress=False)
+    separate_tracks(tracks[:2], sep, store=store, sr=SR, progress=False)
     assert sep.calls == 2
-    (out_dir / "t0" / "other.flac").unlink()
     sep = CountingSeparator(gain=0.5)
-    separate_tracks(tracks[:2], out_dir, sep, sr=SR, progress=False)
-    assert sep.calls == 1
+    separate_tracks(tracks[:2], sep, store=store, sr=SR, progress=False)
+    assert sep.calls == 0
+    cpu = stems_job("hpss", {"kernel_size": 31, "device": "cpu"}, store=store, sample_rate=SR)
+    auto = stems_job("hpss", {"kernel_size": 31, "device": "auto"}, store=store, sample_rate=SR)
+    other = stems_job("hpss", {"kernel_size": 17, "device": "cpu"}, store=store, sample_rate=SR)
+    assert cpu.key("0" * 64) == auto.key("0" * 64) != other.key("0" * 64)
 
 
 def test_undecodable_track_fails_alone(tracks, tmp_path):
     bad = tmp_path / "audio" / "bad.wav"
     bad.write_bytes(b"not audio")
-    table = separate_tracks([*tracks[:1], ("bad", bad)], tmp_path / "stems", CountingSeparator(), sr=SR, progress=False)
-    status = table.groupby("track_id")["status"].first()
+    table = separate_tracks([*tracks[:1], ("bad", bad)], CountingSeparator(), store=Store(tmp_path / "store"), sr=SR,
+                            progress=False)
+    status = _status(table)
     assert status["t0"] == "computed" and status["bad"] == "failed"
     assert table[table.track_id == "bad"].reason.str.startswith("decode").all()
 
@@ -288,33 +318,48 @@ def test_batched_separator_falls_back_to_single_tracks(tracks, tmp_path):
             return [self.separate(y, sr) for y in ys]
 
     sep = Batched()
-    table = separate_tracks(tracks, tmp_path / "stems", sep, sr=SR, progress=False)
-    status = table.groupby("track_id")["status"].first()
+    table = separate_tracks(tracks, sep, store=Store(tmp_path / "store"), sr=SR, progress=False)
+    status = _status(table)
     assert list(status[status == "failed"].index) == ["t3"]
     assert sep.batches == 2  # (t0, t1) and (t2, t3) batched; t2 retried alone; t4 alone
 
 
 def test_separate_tracks_rejects_bad_arguments(tracks, tmp_path):
     sep = CountingSeparator()
+    store = Store(tmp_path / "store")
     with pytest.raises(ValueError, match="duplicate"):
-        separate_tracks([tracks[0], tracks[0]], tmp_path, sep, sr=SR)
-    with pytest.raises(ValueError, match="folder"):
-        separate_tracks([("../x", tracks[0][1])], tmp_path, sep, sr=SR)
+        separate_tracks([tracks[0], tracks[0]], sep, store=store, sr=SR)
     with pytest.raises(ValueError, match="choose among"):
-        separate_tracks(tracks, tmp_path, sep, sr=SR, stems=("guitar",))
+        separate_tracks(tracks, sep, store=store, sr=SR, stems=("guitar",))
     with pytest.raises(ValueError, match="sr"):
-        separate_tracks(tracks, tmp_path, sep, sr=0)
+        separate_tracks(tracks, sep, store=store, sr=0)
     with pytest.raises(ValueError, match="not a separator"):
-        separate_tracks(tracks, tmp_path, object(), sr=SR)
+        separate_tracks(tracks, object(), store=store, sr=SR)
+    with pytest.raises(ValueError, match="unknown separator"):
+        stems_job("spleeter", {}, store=store, sample_rate=SR)
 
 
-def test_real_separators_through_separate_tracks(tracks, tmp_path, tiny_separator):
-    table = separate_tracks(tracks[:2], tmp_path / "demucs", tiny_separator, sr=SR, progress=False)
+def test_real_separators_through_separate_tracks(tracks, tmp_path, tiny_separator, tiny_repo):
+    store = Store(tmp_path / "store")
+    table = separate_tracks(tracks[:2], tiny_separator, store=store, sr=SR, progress=False)
     assert (table.status == "computed").all() and len(table) == 8
-    table = separate_tracks(tracks[:2], tmp_path / "hpss", HPSSSeparator(), sr=SR, progress=False)
+    table = separate_tracks(tracks[:2], HPSSSeparator(), store=store, sr=SR, progress=False)
     assert set(table.stem) == {"harmonic", "percussive"}
     assert all(Path(p).is_file() for p in table.path)
     assert isinstance(table, pd.DataFrame)
+    # from the registry: the key holds the weights' content, not their folder or the device
+    job = stems_job("demucs", {"model": "tinybag", "repo": str(tiny_repo), "device": "cpu", "progress": False},
+                    store=store, sample_rate=SR)
+    table = separate_tracks(tracks[:2], job, store=store, sr=SR, progress=False)
+    assert (table.status == "computed").all()
+    import shutil
+
+    moved = tmp_path / "moved_repo"
+    shutil.copytree(tiny_repo, moved)
+    job2 = stems_job("demucs", {"model": "tinybag", "repo": str(moved), "device": "cpu", "batch_size": 2},
+                     store=store, sample_rate=SR, load=False)
+    table = separate_tracks(tracks[:2], job2, store=store, sr=SR, progress=False)
+    assert (table.status == "reused").all()
 
 
 def test_failed_download_is_a_missing_weights_error(tmp_path, monkeypatch):
@@ -325,3 +370,55 @@ def test_failed_download_is_a_missing_weights_error(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError, match="network is unreachable") as info:
         DemucsSeparator("htdemucs", repo=tmp_path, download=True, device="cpu")
     assert "955717e8-8726e21a.th" in str(info.value)
+
+
+class Streaming(CountingSeparator):
+    """Fake GPU separator with ``separate_stream`` (decoding through ``load``, as Demucs does)."""
+
+    batch_size = 2
+
+    def __init__(self):
+        super().__init__()
+        self.streams = []
+
+    def separate_batch(self, ys, sr):
+        raise AssertionError("a GPU job streams its clips")
+
+    def separate_stream(self, items, load, sr):
+        items = list(items)
+        self.streams.append(len(items))
+        for k, item in enumerate(items):
+            try:
+                yield k, self.separate(load(item), sr)
+            except Exception as exc:  # noqa: BLE001 - the item's error is its result
+                yield k, exc
+
+
+def test_gpu_job_streams_its_clips_and_keeps_track_order(tracks, tmp_path):
+    import dataclasses
+
+    from genrelab.separation.dataset import object_job
+
+    store = Store(tmp_path / "store")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    separate_tracks(tracks[:1], Streaming(), store=store, sr=SR, progress=False)  # t0 already stored
+    sep = Streaming()
+    job = dataclasses.replace(object_job(sep, store=store, sr=SR, stems=None), gpu=True)
+    table = separate_tracks([*tracks[:3], ("bad", bad), *tracks[3:]], job, store=store, sr=SR, progress=False)
+    status = _status(table)
+    assert list(status.index) == ["t0", "t1", "t2", "bad", "t3", "t4"]
+    assert list(status) == ["reused", "computed", "computed", "failed", "computed", "computed"]
+    assert table[table.track_id == "bad"].reason.str.startswith("decode").all()
+    assert sep.streams == [5]  # one task of 4 batches of 2 tracks: all but the stored t0 in one stream
+    assert all(Path(p).is_file() for p in table[table.status != "failed"].path)
+
+
+def test_store_key_holds_the_resolved_precision(tiny_repo, tmp_path):
+    store = Store(tmp_path / "store")
+    common = {"model": "tinybag", "repo": str(tiny_repo), "device": "cpu"}
+    key = {p: stems_job("demucs", {**common, "precision": p}, store=store, sample_rate=SR, load=False).key("0" * 64)
+           for p in ("auto", "fp32", "fp16")}
+    assert key["auto"] == key["fp32"] != key["fp16"]  # 'auto' on the CPU runs fp32
+    job = stems_job("demucs", {**common, "batch_size": 4}, store=store, sample_rate=SR, load=False)
+    assert job.batch_size == 4 and not job.gpu

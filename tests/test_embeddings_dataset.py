@@ -14,6 +14,7 @@ from genrelab.evaluate import evaluate_bundle
 from genrelab.features import SliceSettings, extract_dataset, load_feature_split, make_extractor
 from genrelab.models import load_bundle, train_bundle
 from genrelab.splits import SplitSettings, make_split
+from genrelab.store import Store
 from genrelab.variants import VariantSettings
 
 DIM = 16
@@ -44,13 +45,13 @@ def _gtzan_ids(split: str, per_genre: int) -> list[str]:
 def _pipeline(settings: dict, root, *, split: str = "auto"):
     index = prepare_dataset(settings, root / "dataset", progress=False)
     table = make_split(index, SplitSettings(method=split), seed=0)
-    extract_dataset(index, table, extractor=make_extractor({"name": "table"}),
+    extract_dataset(index, extractor=make_extractor({"name": "table"}),
                     variant=VariantSettings(name="normal", separator="none", channels=(("mix",),)),
                     slicing=SliceSettings(), sample_rate=22050, dataset_dir=root / "dataset",
-                    separated_dir=root / "separated", out_dir=root / "features", progress=False)
+                    out_dir=root / "features", store=Store(root / "store"), progress=False)
     params = {"model": {"name": "logreg", "C": 1.0, "max_iter": 2000}, "train": {"seeds": [0]},
               "features": {"name": "table"}, "dataset": settings, "split": {"method": split}}
-    train_bundle(params, root / "features", root / "model", progress=False)
+    train_bundle(params, root / "features", root / "model", split_table=table, progress=False)
     return index, table
 
 
@@ -69,7 +70,7 @@ def test_published_layout_gives_the_plain_sklearn_track_votes(tmp_path):
     assert table["split"].value_counts().to_dict() == {"train": 50, "test": 30}
     assert index["track_id"].str.fullmatch(r"[a-z]+\.\d{5}").all()  # GTZAN track ids, as the audio datasets have
     bundle = load_bundle(tmp_path / "model", trust=True)
-    metrics, _, tracks = evaluate_bundle(bundle, tmp_path / "features")
+    metrics, _, tracks = evaluate_bundle(bundle, tmp_path / "features", split_table=table)
 
     # the same arrays, by hand
     tr, te = np.load(tmp_path / "training_data.npz"), np.load(tmp_path / "evaluation_data.npz")
@@ -86,7 +87,8 @@ def test_published_layout_gives_the_plain_sklearn_track_votes(tmp_path):
     assert got == want
     truth = {gtzan_track_id(t): GENRES[y] for t, y in zip(frame["id"], frame["y"])}
     assert metrics["track_vote"]["accuracy"] == pytest.approx(np.mean([want[t] == truth[t] for t in want]))
-    np.testing.assert_allclose(bundle.predict_proba(load_feature_split(tmp_path / "features", "test")), proba,
+    test = load_feature_split(tmp_path / "features", "test", split_table=table)
+    np.testing.assert_allclose(bundle.predict_proba(test), proba,
                                rtol=1e-6, atol=1e-9)
     assert 0.3 < metrics["track_vote"]["accuracy"] < 1.0  # a real test: neither chance nor trivially perfect
     from genrelab.predict import bundle_recipe

@@ -17,7 +17,7 @@ import soundfile as sf
 from genrelab import GENRES
 from genrelab.config import ConfigError
 from genrelab.evaluate import evaluate_bundle
-from genrelab.features import EmbeddingFeatures, make_extractor, write_feature_sets
+from genrelab.features import EmbeddingFeatures, make_extractor, write_feature_set
 from genrelab.models import load_bundle, train_bundle
 from genrelab.models.heads import EssentiaHeadSettings, LabelMap, map_labels
 from genrelab.predict import predict_command
@@ -93,8 +93,10 @@ def _embedding_features(root: Path, models_dir: Path, *, model: str = "msd-music
             "frames_shape": None, "split_method": "grouped", "variant": {"name": "normal"}, "slicing": {},
             "features": {"name": "musicnn", "model": model, "pooling": "none", "output": "embedding",
                          "models_dir": str(models_dir)}}
-    write_feature_sets(root / "features", rng.standard_normal((len(meta), dim)).astype(np.float32), None, meta,
-                       info=info, skipped=[])
+    write_feature_set(root / "features", rng.standard_normal((len(meta), dim)).astype(np.float32), None, meta,
+                      info=info, skipped=[])
+    meta[["track_id", "genre", "split"]].drop_duplicates().assign(method="grouped").to_csv(root / "split.csv",
+                                                                                         index=False)
     return root / "features"
 
 
@@ -106,7 +108,8 @@ PARAMS = {"model": {"name": "essentia_head", "head": HEAD}, "train": {"seeds": [
 @needs_essentia
 def test_a_head_is_evaluated_like_any_model_without_training(models_dir, tmp_path):
     features = _embedding_features(tmp_path, models_dir)
-    report = train_bundle(PARAMS, features, tmp_path / "model", progress=False)
+    report = train_bundle(PARAMS, features, tmp_path / "model", split_table=tmp_path / "split.csv",
+                          progress=False)
     assert report["head_classes_mapped"] == 4 and report["head_classes_unmapped"] == 6
     assert not (tmp_path / "model" / "novelty").exists()
     meta = json.loads((tmp_path / "model" / "bundle.json").read_text())
@@ -116,11 +119,11 @@ def test_a_head_is_evaluated_like_any_model_without_training(models_dir, tmp_pat
     assert card["dataset"]["synthetic"] is False  # the head was not trained on the synthetic set
     assert "trained on GTZAN" in card["pretrained"]["summary"] and "not trained here" in card["pretrained"]["summary"]
     bundle = load_bundle(tmp_path / "model")  # head.json only, no pickle: no --trust even outside data/
-    metrics, _, tracks = evaluate_bundle(bundle, features)
+    metrics, _, tracks = evaluate_bundle(bundle, features, split_table=tmp_path / "split.csv")
     assert metrics["n_tracks"] == 15 and set(tracks["predicted"]) <= {"blues", "classical", "hiphop", "rock"}
     from genrelab.features import load_feature_split
 
-    test = load_feature_split(features, "test")
+    test = load_feature_split(features, "test", split_table=tmp_path / "split.csv")
     p = _softmax(test.X @ W_HEAD)
     want = np.stack([p[:, 0], p[:, 1], p[:, 4], p[:, 9], np.zeros(len(p))], axis=1)
     np.testing.assert_allclose(bundle.predict_proba(test), want / want.sum(1, keepdims=True), rtol=1e-4, atol=1e-6)
@@ -130,13 +133,14 @@ def test_a_head_is_evaluated_like_any_model_without_training(models_dir, tmp_pat
 def test_a_head_refuses_embeddings_it_was_not_trained_on(models_dir, tmp_path):
     features = _embedding_features(tmp_path, models_dir, model="audioset-vggish-3", dim=128)
     with pytest.raises(ConfigError, match="reads msd-musicnn-1 embeddings.*use features=musicnn"):
-        train_bundle(PARAMS, features, tmp_path / "model", progress=False)
+        train_bundle(PARAMS, features, tmp_path / "model", split_table=tmp_path / "split.csv", progress=False)
 
 
 def test_a_missing_head_file_names_it_and_where_to_get_it(tmp_path):
     features = _embedding_features(tmp_path, tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match=rf"(?s){HEAD}\.pb.*https://essentia.upf.edu/models/.*genrelab models fetch"):
-        train_bundle(PARAMS, features, tmp_path / "model", progress=False)
+        train_bundle(PARAMS, features, tmp_path / "model", split_table=tmp_path / "split.csv",
+                     progress=False)
 
 
 # ------------------------------------------------------------------------ predict --head

@@ -272,7 +272,8 @@ def test_4_train_refuses_nan_features_naming_the_tracks(tiny, tmp_path):
     np.save(x_file, X)
     params = json.loads((features.parent / "model" / "bundle.json").read_text())["params"]
     with pytest.raises(ConfigError, match="NaN/inf features"):
-        train_bundle({**params, "train": {"seeds": [0]}}, broken, tmp_path / "model", progress=False)
+        train_bundle({**params, "train": {"seeds": [0]}}, broken, tmp_path / "model",
+                     split_table=features.parent / "split.csv", progress=False)
 
 
 # ---------------------------------------------------------------------------- 5. predict
@@ -493,17 +494,23 @@ def test_8_a_stage_stopped_by_sigterm_leaves_no_temporary_file(tmp_path):
     assert list(out.parent.iterdir()) == []
 
 
-def test_8_separation_removes_what_a_killed_run_left(tmp_path):
+def test_8_separation_leaves_nothing_of_a_killed_run_in_the_store(tmp_path):
     from genrelab.separation import HPSSSeparator, separate_tracks
+    from genrelab.store import Store
 
     sf.write(tmp_path / "a.wav", _music(1.0), SR)
-    leftover = tmp_path / "sep" / "a" / ".harmonic.flac.abcd_123.tmp.flac"
-    leftover.parent.mkdir(parents=True)
-    leftover.write_bytes(b"half")
-    separate_tracks([("a", tmp_path / "a.wav")], tmp_path / "sep", HPSSSeparator(device="cpu"), sr=SR, progress=False)
-    assert not leftover.exists()
-    assert sorted(p.name for p in (tmp_path / "sep" / "a").iterdir()) == ["done.json", "harmonic.flac",
-                                                                         "percussive.flac"]
+    store = Store(tmp_path / "store")
+    table = separate_tracks([("a", tmp_path / "a.wav")], HPSSSeparator(device="cpu"), store=store, sr=SR,
+                            progress=False)
+    entry = Path(table.path.iloc[0]).parent
+    leftover = entry.parent / f".{entry.name}.abcd_123.tmp"  # what a killed writer leaves beside the entry
+    leftover.mkdir()
+    (leftover / "harmonic.flac").write_bytes(b"half")
+    again = separate_tracks([("a", tmp_path / "a.wav")], HPSSSeparator(device="cpu"), store=store, sr=SR,
+                            progress=False)
+    assert (again.status == "reused").all()  # the finished entry is whole; the leftover is no entry
+    assert sorted(p.name for p in entry.iterdir() if p.suffix == ".flac") == ["harmonic.flac", "percussive.flac"]
+    assert [key for _, key, _ in store.entries(entry.parent.parent.name)] == [entry.name]
 
 
 def test_8_sample_rate_is_validated_before_any_work(tmp_path):
@@ -527,7 +534,8 @@ def test_8_identical_training_runs_give_byte_identical_model_files(tiny, tmp_pat
     model, features = tiny
     params = json.loads((model / "bundle.json").read_text())["params"]
     for k in (1, 2):
-        train_bundle({**params, "train": {"seeds": [0]}}, features, tmp_path / f"m{k}", progress=False)
+        train_bundle({**params, "train": {"seeds": [0]}}, features, tmp_path / f"m{k}",
+                     split_table=features.parent / "split.csv", progress=False)
     for name in ("seed_0/model.joblib", "bundle.json"):
         assert (tmp_path / "m1" / name).read_bytes() == (tmp_path / "m2" / name).read_bytes(), name
 
@@ -670,7 +678,7 @@ def test_mixed_gtzan_folder_runs_to_metrics_with_every_bad_file_quarantined(tmp_
     for kind, (_, pattern) in kinds.items():
         assert pd.Series([reasons]).str.contains(pattern).all(), (kind, reasons)
     features = json.loads((repo / "metrics" / "details" / "features.json").read_text())
-    assert features["n_tracks_skipped"] == 0, features  # nothing broken got past ingest
+    assert features["n_skipped"] == 0, features  # nothing broken got past ingest
     print("quarantine.csv:\n" + q.to_string(index=False))
 
     # prepare re-runs when the source's files change, and only then

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,13 @@ def _env() -> dict[str, str]:
     env.setdefault("GIT_COMMITTER_EMAIL", "test@genrelab.invalid")
     env["DVC_NO_ANALYTICS"] = "1"
     env["GENRELAB_LOG"] = "WARNING"
+    store = _STORE.get("dir") or os.environ.get("GENRELAB_STORE")  # this module's, or the calling test's
+    assert store, "a test running the pipeline must point GENRELAB_STORE at a temporary folder"
+    env["GENRELAB_STORE"] = str(store)  # never ~/.cache in tests
     return env
+
+
+_STORE: dict[str, Path] = {}
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -46,6 +53,7 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 @pytest.fixture(scope="module")
 def _repo_copy(tmp_path_factory) -> Path:
+    _STORE["dir"] = tmp_path_factory.mktemp("store")
     return copy_repository(tmp_path_factory.mktemp("repo"), dataset=TINY, slice_s=2.0, message="tiny pipeline")
 
 
@@ -91,7 +99,10 @@ def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo, baseline):
     assert preds[0].startswith("track_id,actual,predicted")
     assert (tiny_repo / "plots/confusion.png").read_bytes()[:4] == b"\x89PNG"
     features = json.loads((tiny_repo / "metrics/details/features.json").read_text())
-    assert features["n_tracks_test"] == metrics["tracks"]
+    assert features["n_tracks"] == 24 and features["n_slices"] == 24 * 3  # every track, whatever the split
+    assert features["computed"] + features["reused"] == 24
+    assert json.loads((tiny_repo / "metrics/features.json").read_text()) == {"tracks": 24}
+    assert (tiny_repo / "data/separated.csv").is_file()
     assert json.loads((tiny_repo / "metrics/dataset.json").read_text()) == {"tracks": 24}
     split = json.loads((tiny_repo / "metrics/details/split.json").read_text())   # the split actually made
     assert split["n_tracks_grouped_by_artist"] == 24 and split["n_tracks_grouped_by_track"] == 0
@@ -139,6 +150,7 @@ def test_kfold_over_all_folds_in_one_experiment(tiny_repo):
     out = _dvc(tiny_repo, "exp", "run", "-S", "split=kfold", "-S", "split.fold=all", "-S", "split.n_folds=3",
                "-S", "model=logreg").stdout
     assert "Running stage 'train'" in out
+    assert "Running stage 'features'" not in out, out   # the features hold every track, whatever the split
     assert json.loads((tiny_repo / "metrics/eval.json").read_text())["tracks"] == 24
     metrics = json.loads((tiny_repo / "metrics/details/eval.json").read_text())
     assert metrics["n_tracks"] == 24   # every track, predicted by the fold that held it out
@@ -193,6 +205,34 @@ def _wait_queue(repo: Path, timeout: float = 600) -> None:
     raise AssertionError(f"queue did not finish in {timeout} s:\n{status}")
 
 
+def _entries(transform: str) -> int:
+    root = _STORE["dir"] / transform
+    return sum(1 for meta in root.glob("*/*/meta.json")) if root.is_dir() else 0
+
+
+def _kill_during_separation(repo: Path, args: list[str], transform: str, n: int) -> tuple[int, str]:
+    """``dvc exp run`` killed with -9 (dvc and its stage) once two tracks are in the store, then
+    run again; returns the number of tracks finished before the kill and the second run's log."""
+    import signal
+    import time
+
+    start = _entries(transform)
+    proc = subprocess.Popen([str(BIN / "dvc"), "exp", "run", *args], cwd=repo, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    t0 = time.monotonic()
+    while _entries(transform) < start + 2 and proc.poll() is None and time.monotonic() - t0 < 300:
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        raise AssertionError(f"dvc exp run ended before the kill:\n{proc.stdout.read().decode()[-3000:]}")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = _entries(transform) - start
+    assert 0 < finished < n, f"the kill came too late to test anything ({finished} of {n} finished)"
+    out = _dvc(repo, "exp", "run", *args).stdout
+    assert _entries(transform) == start + n
+    return finished, out
+
+
 @pytest.mark.parametrize("overrides", [
     ["model=cnn", "model.train.max_epochs=2"],
     ["model=hmm", "model.n_iter=3"],
@@ -232,9 +272,10 @@ def test_missing_embedding_model_names_the_file(tiny_repo, tmp_path):
     assert "audioset-vggish-3.pb" in out and "essentia.upf.edu" in out
 
 
-def test_demucs_variants_share_one_separation(tiny_repo, tmp_path):
+def test_demucs_variants_share_one_separation_that_survives_kill_9(tiny_repo, tmp_path):
     """Demucs through the real loading code (a tiny model saved in demucs' own format):
-    demucs_percussive separates; switching to demucs_harmonic does not separate again."""
+    demucs_percussive separates (killed with -9 midway, then run again: no finished track is
+    separated twice); switching to demucs_harmonic does not separate again."""
     pytest.importorskip("demucs", reason="demucs is not installed (make setup installs it)")
     from genrelab.separation.demucs import save_tiny_demucs
 
@@ -242,10 +283,10 @@ def test_demucs_variants_share_one_separation(tiny_repo, tmp_path):
     save_tiny_demucs(repo, signature="0123abcd", bag="tinybag")
     common = ["-S", f"separation.demucs.repo={repo}", "-S", "separation.demucs.model=tinybag",
               "-S", "separation.demucs.device=cpu"]
-    out = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_percussive", *common).stdout
+    finished, out = _kill_during_separation(tiny_repo, ["-S", "variant=demucs_percussive", *common], "demucs", 24)
     assert "Running stage 'separate'" in out, out
     sep = json.loads((tiny_repo / "metrics/details/separation.json").read_text())
-    assert sep["n_computed"] + sep["n_skipped"] == 24 and sep["n_failed"] == 0
+    assert (sep["reused"], sep["computed"], sep["failed"]) == (finished, 24 - finished, 0)
     assert sep["quality"]["n_tracks"] == 24  # SDR against the generator's true stems
     out = _dvc(tiny_repo, "exp", "run", "-S", "variant=demucs_harmonic", *common).stdout
     assert "Running stage 'separate'" not in out and "Running stage 'features'" in out, out
@@ -292,3 +333,33 @@ def test_invalid_choice_fails_at_start_with_valid_choices(tiny_repo):
     proc = _dvc(tiny_repo, "exp", "run", "-S", "features.name=spectrum", check=False)
     assert proc.returncode != 0
     assert "valid choices: mfcc, mel, classic" in proc.stdout + proc.stderr
+
+
+def test_changing_the_split_or_seed_extracts_no_feature(tiny_repo):
+    _dvc(tiny_repo, "exp", "run")  # the defaults, whatever ran before
+    for overrides in (["split=kfold", "split.fold=2"], ["seed=1"]):
+        out = _dvc(tiny_repo, "exp", "run", *[a for o in overrides for a in ("-S", o)]).stdout
+        assert _ran(out) <= {"split", "train", "evaluate"}, out
+        assert "Stage 'features' didn't change, skipping" in out, out
+
+
+def test_removing_the_store_changes_no_result(tiny_repo):
+    """The store is a cache: without it `dvc repro -f` recomputes everything, bit for bit."""
+    _dvc(tiny_repo, "exp", "run", "-S", "variant=hpss_percussive")
+    before = {p: (tiny_repo / p).read_bytes() for p in ("metrics/eval.json", "data/features/X.npy",
+                                                         "data/features/S.npy", "data/separated.csv")}
+    shutil.rmtree(_STORE["dir"])
+    _dvc(tiny_repo, "repro", "-f")
+    sep = json.loads((tiny_repo / "metrics/details/separation.json").read_text())
+    assert sep["computed"] == 24 and sep["reused"] == 0
+    for path, data in before.items():
+        assert (tiny_repo / path).read_bytes() == data, path
+
+
+def test_kill_9_during_separation_then_rerun_recomputes_no_finished_track(tiny_repo):
+    # settings no other test uses: every track starts unseparated (Demucs: see the test above)
+    finished, out = _kill_during_separation(
+        tiny_repo, ["-S", "variant=hpss_percussive", "-S", "separation.hpss.kernel_size=29"], "hpss", 24)
+    assert "Running stage 'separate'" in out, out
+    sep = json.loads((tiny_repo / "metrics/details/separation.json").read_text())
+    assert (sep["reused"], sep["computed"], sep["failed"]) == (finished, 24 - finished, 0)

@@ -21,6 +21,7 @@ from genrelab.predict import AudioInputError, predict_command, predict_file, pre
 from genrelab.synth import SynthSettings, generate_dataset, render_track
 from genrelab.models import Bundle, UntrustedBundleError, load_bundle, train_bundle
 from genrelab.separation import separate_dataset
+from genrelab.store import Store
 from genrelab.variants import VariantSettings
 
 GENRES = ("classical", "metal", "reggae")
@@ -49,14 +50,15 @@ def build_tiny_bundle(root: Path, *, variant: dict | None = None, n_tracks_per_g
         "dataset": {"name": "synthetic", "n_tracks_per_genre": 4, "duration_s": 3.0}, "split": {"method": "grouped"},
     }
     v = VariantSettings(**{**variant, "channels": tuple(map(tuple, variant["channels"]))})
+    store = Store(root / "store")
     if v.separator == "hpss":
-        separate_dataset(index, separator="hpss", settings=HPSS, dataset_dir=root / "dataset",
-                         separated_dir=root / "separated", sample_rate=SR, progress=False)
-    extract_dataset(index, split, extractor=make_extractor(params["features"]), variant=v,
+        separate_dataset(index, separator="hpss", settings=HPSS, dataset_dir=root / "dataset", store=store,
+                         sample_rate=SR, progress=False)
+    extract_dataset(index, extractor=make_extractor(params["features"]), variant=v,
                     slicing=SliceSettings(SLICE_S), sample_rate=SR, dataset_dir=root / "dataset",
-                    separated_dir=root / "separated", out_dir=root / "features", separation=params["separation"],
-                    progress=False)
-    train_bundle(params, root / "features", root / "model", progress=False)
+                    out_dir=root / "features", store=store, separation=params["separation"], progress=False)
+    split.to_csv(root / "split.csv", index=False)
+    train_bundle(params, root / "features", root / "model", split_table=root / "split.csv", progress=False)
     return root / "model", root / "features"
 
 
@@ -74,7 +76,7 @@ def _music(seconds: float, *, genre: str = "metal", index: int = 7) -> np.ndarra
 # ------------------------------------------------------------------- same as the training data
 def test_predictions_equal_the_pipelines_on_its_own_test_tracks(tiny):
     bundle, root = tiny
-    fs = load_feature_split(root / "features", "test")
+    fs = load_feature_split(root / "features", "test", split_table=root / "split.csv")
     expected = bundle.predict_proba(fs)
     for tid in fs.meta["track_id"].unique():
         genre = tid.split(".")[0]
@@ -90,7 +92,7 @@ def test_hpss_pair_variant_separates_in_memory_like_the_separate_stage(tmp_path)
     variant = {"name": "hpss_pair", "separator": "hpss", "channels": [["harmonic"], ["percussive"]]}
     model, features = build_tiny_bundle(tmp_path, variant=variant)
     bundle = load_bundle(model, trust=True)
-    fs = load_feature_split(features, "test")
+    fs = load_feature_split(features, "test", split_table=tmp_path / "split.csv")
     tid = fs.meta["track_id"].iloc[0]
     pred = predict_file(bundle, tmp_path / "dataset" / "audio" / tid.split(".")[0] / f"{tid}.flac")
     rows = (fs.meta["track_id"] == tid).to_numpy()

@@ -9,6 +9,7 @@ from genrelab.features import KAGGLE_COLUMNS, SliceSettings, TableFeatures, extr
 from genrelab.splits import SplitSettings, make_split
 from genrelab.evaluate import evaluate_bundle
 from genrelab.models import load_bundle, train_bundle
+from genrelab.store import Store
 from genrelab.variants import VariantSettings
 
 
@@ -33,13 +34,14 @@ def test_kaggle_table_runs_through_train_and_evaluate(tmp_path):
     assert (index["artist"] != "").sum() > 250   # Sturm's artists
     table = make_split(index, SplitSettings(method="auto"), seed=0)
     assert (table["method"] == "official").all() and len(table) == (index["official_split"] != "").sum()
-    summary = extract_dataset(index, table, extractor=TableFeatures(), variant=VariantSettings(),
+    summary = extract_dataset(index, extractor=TableFeatures(), variant=VariantSettings(),
                               slicing=SliceSettings(), sample_rate=22050, dataset_dir=tmp_path / "ds",
-                              separated_dir=tmp_path / "sep", out_dir=tmp_path / "feat", progress=False)
-    assert summary["n_features"] == 57
-    test = load_feature_split(tmp_path / "feat", "test")
+                              out_dir=tmp_path / "feat", store=Store(tmp_path / "store"), progress=False)
+    assert summary["n_slices"] == 3 * len(index) and summary["n_tracks"] == len(index)
+    assert np.load(tmp_path / "feat" / "X.npy").shape == (3 * len(index), 57)  # every track, whatever the split
+    test = load_feature_split(tmp_path / "feat", "test", split_table=table)
     assert set(test.meta["slice_idx"]) == {0, 1, 2}
-    assert set(test.track_id) <= set(index.loc[index["official_split"] == "test", "track_id"])
+    assert set(test.track_id) == set(index.loc[index["official_split"] == "test", "track_id"])
     params = {"model": {"name": "logreg"}, "train": {"seeds": [0]}}
     train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
     metrics, _, _ = evaluate_bundle(load_bundle(tmp_path / "model", trust=True), tmp_path / "feat",
@@ -57,9 +59,9 @@ def test_kfold_over_all_folds_on_a_table_dataset(tmp_path):
     settings = SplitSettings(method="kfold", fold="all", n_folds=4)
     table = make_split(index, settings, seed=0)
     assert len(table) == len(index) == 80   # k-fold sees the faulty tracks too, as on the audio path
-    extract_dataset(index, table, extractor=TableFeatures(), variant=VariantSettings(), slicing=SliceSettings(),
-                    sample_rate=22050, dataset_dir=tmp_path / "ds", separated_dir=tmp_path / "sep",
-                    out_dir=tmp_path / "feat", progress=False)
+    extract_dataset(index, extractor=TableFeatures(), variant=VariantSettings(), slicing=SliceSettings(),
+                    sample_rate=22050, dataset_dir=tmp_path / "ds", out_dir=tmp_path / "feat",
+                    store=Store(tmp_path / "store"), progress=False)
     params = {"model": {"name": "logreg"}, "train": {"seeds": [0, 1]},
               "split": {"method": "kfold", "fold": "all", "n_folds": 4}}
     train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
@@ -91,9 +93,9 @@ def test_metrics_are_those_of_the_seed_ensemble_that_predict_uses(tmp_path):
     index = prepare_dataset({"name": "table", "kind": "gtzan_kaggle", "source": str(csv),
                              "split": "stratified", "tracks_csv": "", "subset": ""}, tmp_path / "ds")
     table = make_split(index, SplitSettings(method="grouped"), seed=0)
-    extract_dataset(index, table, extractor=TableFeatures(), variant=VariantSettings(), slicing=SliceSettings(),
-                    sample_rate=22050, dataset_dir=tmp_path / "ds", separated_dir=tmp_path / "sep",
-                    out_dir=tmp_path / "feat", progress=False)
+    extract_dataset(index, extractor=TableFeatures(), variant=VariantSettings(), slicing=SliceSettings(),
+                    sample_rate=22050, dataset_dir=tmp_path / "ds", out_dir=tmp_path / "feat",
+                    store=Store(tmp_path / "store"), progress=False)
     params = {"model": {"name": "rf", "n_estimators": 3, "max_depth": 2}, "train": {"seeds": [0, 1, 2]}}
     train_bundle(params, tmp_path / "feat", tmp_path / "model", split_table=table)
     bundle = load_bundle(tmp_path / "model", trust=True)

@@ -58,8 +58,9 @@ def test_identical_runs_give_byte_identical_cards_and_detectors(medium, tmp_path
     _, model, features = medium
     params = json.loads((model / "bundle.json").read_text())["params"]
     params.update(train={"seeds": [0]}, dataset={"name": "synthetic"}, split={"method": "grouped"})
-    train_bundle(params, features, tmp_path / "a", progress=False)
-    train_bundle(params, features, tmp_path / "b", progress=False)
+    split = features.parent / "split.csv"
+    train_bundle(params, features, tmp_path / "a", split_table=split, progress=False)
+    train_bundle(params, features, tmp_path / "b", split_table=split, progress=False)
     for rel in ("bundle.json", "novelty/detector.json", "novelty/reference.npy", "novelty/projection.npy",
                 "novelty/mean.npy", "novelty/scale.npy"):
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
@@ -68,7 +69,7 @@ def test_identical_runs_give_byte_identical_cards_and_detectors(medium, tmp_path
 def test_the_evaluated_card_belongs_to_its_bundle_only(tiny, tmp_path):
     _, model, features = tiny
     bundle = load_bundle(model, trust=True)
-    metrics, _, _ = evaluate_bundle(bundle, features)
+    metrics, _, _ = evaluate_bundle(bundle, features, split_table=features.parent / "split.csv")
     summary = evaluation_summary(metrics, split="test")
     assert summary["split"] == "test" and summary["n_tracks"] == 3 and not summary["leaky"]
     assert summary["track_accuracy"] == metrics["track_mean"]["accuracy"]
@@ -120,7 +121,7 @@ def test_card_command_prints_the_whole_card_without_trust(tiny, tmp_path, capsys
     _, model, features = tiny
     elsewhere = shutil.copytree(model, tmp_path / "elsewhere")  # outside data/: loading its models needs --trust
     bundle = load_bundle(elsewhere, trust=True)
-    metrics, _, _ = evaluate_bundle(bundle, features)
+    metrics, _, _ = evaluate_bundle(bundle, features, split_table=features.parent / "split.csv")
     write_card(tmp_path / "card.json", elsewhere, evaluation_summary(metrics, split="test"))
     assert card_command([str(elsewhere), "--card", str(tmp_path / "card.json")]) == 0
     text = capsys.readouterr().out
@@ -240,7 +241,8 @@ def test_predictions_carry_the_warnings(medium, tmp_path):
     assert bundle.novelty.calibration == "training tracks, each against the others"  # 3 valid tracks: too few
     from genrelab.features import load_feature_split
 
-    tid = load_feature_split(features, "test").meta["track_id"].iloc[0]  # a track the model never saw
+    test = load_feature_split(features, "test", split_table=features.parent / "split.csv")
+    tid = test.meta["track_id"].iloc[0]  # a track the model never saw
     own = predict_file(bundle, root / "dataset" / "audio" / tid.split(".")[0] / f"{tid}.flac")
     assert own.warnings == [] and not own.novelty["flagged"]
     t = np.arange(4 * SR) / SR

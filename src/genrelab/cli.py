@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "card": ("genrelab.models.card:card_command", "print a model bundle's card: training data, test metrics, revision"),
     "models": ("genrelab.embeddings.catalog:models_command", "list or fetch pretrained embedding models"),
     "demo": ("genrelab.webapp:demo_command", "web demo: upload or record audio, see its genre"),
+    "store": ("genrelab.store:store_command", "the per-track store: info, verify, rm"),
 }
 
 

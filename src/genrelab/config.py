@@ -188,6 +188,7 @@ SECTIONS: dict[str, str] = {
     "train": "genrelab.models.train:TrainStageSettings",
     "evaluate": "genrelab.evaluate:EvaluateSettings",
     "compute": "genrelab.compute:ComputeSettings",
+    "store": "genrelab.store:StoreSettings",
 }
 """Section of ``params.yaml`` -> ``"module:attr"`` of what validates it: a settings dataclass
 (checked with :func:`from_mapping`), or a function ``check(mapping) -> settings`` for a

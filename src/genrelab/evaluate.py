@@ -349,18 +349,24 @@ def _spread(values: list[float]) -> tuple[float, float]:
 
 
 def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "test",
-                    split_table: str | Path | pd.DataFrame | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+                    split_table: str | Path | pd.DataFrame | None, fractions: dict | None = None,
+                    seed: int = 0) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Evaluate what a bundle ships (its ensemble) on one split; per-seed and per-fold figures beside it.
 
     Parameters
     ----------
     bundle : Bundle
     features_dir : path
-        Output of the features stage.
+        Output of the features stage (one set for every track).
     split : {'test', 'valid'}
-    split_table : path or pd.DataFrame, optional
-        ``data/split.csv``: the groups of the intervals and, for a ``split.fold=all`` bundle
-        (required then), each track's fold. Without it, groups are tracks.
+    split_table : path or pd.DataFrame
+        ``data/split.csv``: which tracks of the set are in ``split``, the groups of the
+        intervals and, for a ``split.fold=all`` bundle, each track's fold.
+    fractions : dict, optional
+        ``split.fractions``: slice fractions of a leaky split's pool.
+    seed : int
+        The ``seed`` parameter: with ``fractions``, assigns a leaky split's slices as the train
+        stage did.
 
     Returns
     -------
@@ -380,14 +386,14 @@ def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "t
     EvaluateSettings(split=split)
     table = _read_split_table(split_table)
     folds = bundle.folds
-    if folds != [None] and table is None:
-        raise ConfigError("evaluate: a split.fold=all bundle needs the split table (--split data/split.csv)")
+    if table is None:  # the features stage's set holds every track: the table says which are tested
+        raise ConfigError("evaluate: needs the split table (--split data/split.csv) to pick the test tracks")
     per_fold, fold_sets = {}, []
     for fold in folds:
         fold_table = table
         if fold is not None:
             fold_table = table.assign(split=fold_roles(table["fold"].astype(int).to_numpy(), fold, len(folds)))
-        fs = load_split_sets(features_dir, fold_table)[split]
+        fs = load_split_sets(features_dir, fold_table, fractions=fractions, seed=seed, splits=(split,))[split]
         if len(fs.meta) == 0:
             raise ConfigError(f"evaluate: the {split} split{'' if fold is None else f' of fold {fold}'} holds no slices")
         fold_sets.append((fold, fs))

@@ -8,8 +8,9 @@ A variant names the separator whose stems it needs and how to mix them::
     hpss_pair          separator: hpss    channels: [[harmonic], [percussive]]   (two-branch)
     oracle_percussive  separator: oracle  channels: [[drums, bass]]   (the generator's true stems)
 
-Separation runs in its own stage, once per track and separator; switching between variants
-of one separator only re-mixes stems (a sum), so it never re-runs separation.
+Separation runs once per track and separator settings (its stems are kept in the per-track
+store); switching between variants of one separator only re-mixes stems (a sum), so it never
+re-runs separation.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import pandas as pd
 from genrelab.config import ConfigError
 from genrelab.io import load_audio
 
-__all__ = ["VariantSettings", "SeparationSettings", "HPSSSettings", "DemucsSettings", "SEPARATOR_STEMS", "mix_channels", "load_variant", "stems_root", "separation_key",
-           "make_variant_separator", "variant_audio"]
+__all__ = ["VariantSettings", "SeparationSettings", "HPSSSettings", "DemucsSettings", "SEPARATOR_STEMS", "mix_channels",
+           "load_variant", "make_variant_separator", "variant_audio"]
 
 SEPARATOR_STEMS: dict[str, tuple[str, ...]] = {
     "none": ("mix",),
@@ -231,54 +232,24 @@ def mix_channels(variant: VariantSettings, stem: Callable[[str], np.ndarray]) ->
     return np.stack([c[:n] for c in channels]).astype(np.float32)
 
 
-def separation_key(separator: str, settings: dict | None) -> str:
-    """Folder name of one separator's stems under given settings, e.g. ``hpss-1a2b3c4d``.
-
-    The name is a hash of the settings (not random, not a time), so that stems computed under
-    other settings are never mistaken for these, and switching back finds them again.
-    """
-    import hashlib
-    import json
-
-    blob = json.dumps(settings or {}, sort_keys=True, default=str).encode()
-    return f"{separator}-{hashlib.sha1(blob).hexdigest()[:8]}"
-
-
-def stems_root(variant: VariantSettings, *, dataset_dir: Path, separated_dir: Path,
-               separation: dict | None = None) -> Path:
-    """Folder holding ``<track_id>/<stem>.flac`` for this variant's separator.
-
-    Parameters
-    ----------
-    variant : VariantSettings
-    dataset_dir : Path
-        Output of the prepare stage (holds the true stems for ``oracle``).
-    separated_dir : Path
-        Output of the separate stage.
-    separation : dict, optional
-        The ``separation`` section of the params (selects the settings' folder).
-    """
-    if variant.separator == "oracle":
-        return Path(dataset_dir) / "stems"
-    settings = (separation or {}).get(variant.separator, {})
-    return Path(separated_dir) / separation_key(variant.separator, settings)
-
-
-def load_variant(track: pd.Series, variant: VariantSettings, *, dataset_dir: Path, separated_dir: Path,
-                 sr: int, separation: dict | None = None) -> np.ndarray:
+def load_variant(track: pd.Series | dict, variant: VariantSettings, *, dataset_dir: Path, sr: int,
+                 stem_files: dict[str, Path] | None = None) -> np.ndarray:
     """Audio of one track in this variant.
 
     Parameters
     ----------
-    track : pd.Series
+    track : pd.Series or dict
         A row of the dataset index (``track_id``, ``path``).
     variant : VariantSettings
-    dataset_dir, separated_dir : Path
-        Outputs of the prepare and separate stages.
+    dataset_dir : Path
+        Output of the prepare stage (``path`` may be relative to it; the true stems of
+        ``oracle`` variants are ``stems/<track_id>/<stem>.flac`` there).
     sr : int
         Sample rate in Hz.
-    separation : dict, optional
-        The ``separation`` params section (which settings' stems to read).
+    stem_files : dict, optional
+        ``{stem: file}`` of the separated stems (from the per-track store, see
+        :func:`genrelab.separation.track_stems`); needed when a channel uses a stem other
+        than ``mix`` and the separator is not ``oracle``.
 
     Returns
     -------
@@ -292,13 +263,16 @@ def load_variant(track: pd.Series, variant: VariantSettings, *, dataset_dir: Pat
         if name not in cache:
             if name == "mix":
                 path = resolve_path(dataset_dir, track["path"])
-            else:
-                root = stems_root(variant, dataset_dir=dataset_dir, separated_dir=separated_dir,
-                                  separation=separation)
-                path = root / str(track["track_id"]) / f"{name}.flac"
+            elif variant.separator == "oracle":
+                path = Path(dataset_dir) / "stems" / str(track["track_id"]) / f"{name}.flac"
                 if not path.is_file():
-                    raise FileNotFoundError(f"{path}: stem {name!r} of track {track['track_id']} is missing; "
-                                            f"re-run the 'separate' stage (dvc repro separate)")
+                    raise FileNotFoundError(f"{path}: true stem {name!r} of track {track['track_id']} is missing; "
+                                            f"variant {variant.name!r} needs a dataset with true stems (synthetic)")
+            else:
+                if not stem_files or name not in stem_files:
+                    raise FileNotFoundError(f"stem {name!r} of track {track['track_id']} was not given; "
+                                            "get it from the store (genrelab.separation.track_stems)")
+                path = Path(stem_files[name])
             cache[name] = load_audio(path, sr=sr, mono=True)[0]
         return cache[name]
 

@@ -10,12 +10,20 @@
   definitions, for tests and benchmarks);
 * :mod:`~genrelab.features.track` -- ``track_feature_sets`` (one track's slices through
   several extractors) and ``file_feature_sets`` (decode, then the same);
-* :mod:`~genrelab.features.extract` -- ``extract_dataset`` (the stage) and ``track_features``
-  (one track's slices, shared with ``genrelab predict``);
-* :mod:`~genrelab.features.sets` -- ``FeatureSet`` and the files on disk.
+* :mod:`~genrelab.features.extract` -- ``extract_dataset`` (the stage, over the per-track
+  store) and ``track_features`` (one track's slices, shared with ``genrelab predict``);
+* :mod:`~genrelab.features.sets` -- ``FeatureSet``, the files on disk (one set for every track)
+  and ``load_feature_split`` (a set joined with the split table).
 """
 
-from genrelab.features.extract import TrackFeatures, extract_dataset, track_features
+from genrelab.features.extract import (
+    FeaturesJob,
+    TrackFeatures,
+    extract_dataset,
+    features_job,
+    track_entry,
+    track_features,
+)
 from genrelab.features.extractors import (
     EMBEDDING_MODELS,
     FEATURES,
@@ -32,11 +40,13 @@ from genrelab.features.extractors import (
 )
 from genrelab.features.sets import (
     FeatureSet,
+    FeatureWriter,
+    RowSubset,
     concat_feature_sets,
     join_split,
     load_feature_split,
     load_split_sets,
-    write_feature_sets,
+    write_feature_set,
 )
 from genrelab.features.slicing import SliceSettings, slice_signal
 from genrelab.features.track import file_feature_sets, track_feature_sets
@@ -44,6 +54,7 @@ from genrelab.features.track import file_feature_sets, track_feature_sets
 __all__ = [
     "EMBEDDING_MODELS", "FEATURES", "KAGGLE_COLUMNS", "STATS", "ClassicFeatures", "EmbeddingFeatures", "FeatureBatch",
     "FeatureSet", "MFCCFeatures", "MelFeatures", "SliceSettings", "TableFeatures", "TrackFeatures", "extract_dataset",
-    "file_feature_sets", "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_feature_sets",
-    "track_features", "write_feature_sets", "concat_feature_sets", "join_split", "load_split_sets",
+    "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_features", "FeatureWriter",
+    "RowSubset", "FeaturesJob", "features_job", "track_entry", "concat_feature_sets", "join_split", "load_split_sets",
+    "write_feature_set", "file_feature_sets", "track_feature_sets",
 ]

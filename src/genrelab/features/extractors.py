@@ -239,7 +239,7 @@ class EmbeddingFeatures:
     tags of MusiCNN, for models that have a tag output).
     """
 
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 1  # bump when the output changes: the store recomputes it
     name: str = "musicnn"
     model: str | None = None
     pooling: str = "none"

@@ -1,11 +1,24 @@
 """Feature sets on disk: what the features stage writes and the train and evaluate stages read.
 
-A feature set is written per split as a few files (``<split>/X.npy``, ``<split>/S.npy``,
-``<split>/meta.csv``) plus ``info.json``, never one file per clip.
+The features stage writes one set for every track of the dataset, whatever the split, as a
+few files (never one file per clip)::
+
+    X.npy       float32 [shape=(n_slices, n_features)]   summary features
+    S.npy       float32 [shape=(n_slices, ...)]           frames, for extractors that make them
+    meta.csv    track_id, slice_idx, start_s, genre, label (one row per slice, track order)
+    info.json   labels, feature names, settings
+    skipped.csv track_id, reason
+
+:class:`FeatureWriter` fills ``X.npy`` and ``S.npy`` track by track into files preallocated
+at their final size, so the stage's memory does not grow with the dataset.
+:func:`load_split_sets` and :func:`load_feature_split` join a set with a split table
+(``split.csv``, or one fold's under ``split.fold=all``) for the train and evaluate stages, so that
+changing the split never re-extracts a feature.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,8 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["FeatureSet", "load_feature_split", "write_feature_sets", "concat_feature_sets", "join_split",
-           "load_split_sets"]
+__all__ = ["FeatureSet", "FeatureWriter", "RowSubset", "load_feature_split", "load_split_sets", "join_split",
+           "concat_feature_sets", "write_feature_set", "META_COLUMNS"]
+
+META_COLUMNS = ("track_id", "slice_idx", "start_s", "genre", "label")
 
 
 @dataclass
@@ -24,17 +39,17 @@ class FeatureSet:
     Attributes
     ----------
     X : np.ndarray [shape=(n_slices, n_features)]
-    S : np.ndarray [shape=(n_slices, n_bins, n_frames) or (n_slices, n_channels, n_bins, n_frames)] or None
-        Memory-mapped when read from disk.
+    S : array-like [shape=(n_slices, n_bins, n_frames) or (n_slices, n_channels, n_bins, n_frames)] or None
+        Rows of the memory-mapped ``S.npy`` (a :class:`RowSubset`) when read from disk.
     meta : pd.DataFrame
-        ``track_id, slice_idx, start_s, label, genre`` per slice; ``group``, ``group_unit``
-        and ``fold`` once joined with the split table (:func:`join_split`).
+        ``track_id, slice_idx, start_s, genre, label`` per slice; ``group``, ``group_unit``,
+        ``fold`` and ``role`` once joined with the split table (:func:`join_split`).
     info : dict
-        ``labels`` (class names), ``feature_names`` and the settings used.
+        ``labels`` (class names), ``feature_names``, the settings used and ``split_method``.
     """
 
     X: np.ndarray
-    S: np.ndarray | None
+    S: Any
     meta: pd.DataFrame
     info: dict = field(default_factory=dict)
 
@@ -72,6 +87,142 @@ def concat_feature_sets(sets: list[FeatureSet]) -> FeatureSet:
                       meta=pd.concat([fs.meta for fs in sets], ignore_index=True), info=sets[0].info)
 
 
+
+class RowSubset:
+    """Some rows of an array (a memory map), read only when indexed.
+
+    Behaves like the array ``base[rows]`` for what the models do with frames: ``len``,
+    ``shape``, ``dtype``, ``ndim``, indexing by an int, a slice or an int array, and
+    ``np.asarray``; nothing is read before it is indexed.
+
+    Parameters
+    ----------
+    base : np.ndarray [shape=(n, ...)]
+    rows : np.ndarray [shape=(m,)], int
+        Increasing row numbers of ``base``.
+    """
+
+    def __init__(self, base: np.ndarray, rows: np.ndarray) -> None:
+        self.base = base
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.base.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, idx: Any) -> np.ndarray:
+        return np.asarray(self.base[self.rows[idx]])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.asarray(self.base[self.rows])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"RowSubset(shape={self.shape}, dtype={self.dtype})"
+
+
+def _split_table(split_table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+    if isinstance(split_table, pd.DataFrame):
+        return split_table
+    path = Path(split_table)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split table not found; run the 'split' stage (dvc repro split)")
+    return pd.read_csv(path, dtype={"track_id": str, "artist": str, "group": str, "split": str},
+                       keep_default_na=False)
+
+
+def load_feature_split(features_dir: str | os.PathLike, split: str, *,
+                       split_table: pd.DataFrame | str | os.PathLike, fractions: dict | None = None, seed: int = 0,
+                       mmap: bool = True) -> FeatureSet:
+    """The slices of one split: the features stage's set joined with a split table.
+
+    Parameters
+    ----------
+    features_dir : path
+        The features stage's output folder.
+    split : {'train', 'valid', 'test'}
+    split_table : pd.DataFrame or path
+        Output of :func:`genrelab.splits.make_split` (``split.csv``): each track's split (or
+        ``pool`` for the leaky method), group and fold; or one fold's table
+        (:func:`genrelab.splits.split_folds`).
+    fractions : dict, optional
+        Slice fractions of the leaky pool (``split.fractions``).
+    seed : int
+        Seed of the leaky slice assignment (the ``seed`` parameter); the same seed and table
+        give the same assignment in the train and evaluate stages.
+    mmap : bool
+        Leave ``S`` on disk (a :class:`RowSubset` of the memory-mapped file) instead of reading
+        the split's rows into memory.
+
+    Returns
+    -------
+    FeatureSet
+        Slices of tracks in ``split``, in the set's order, each with its ``group`` (tracks of the
+        split table without features, skipped ones, are absent).
+    """
+    return load_split_sets(features_dir, split_table, fractions=fractions, seed=seed, mmap=mmap,
+                           splits=(split,))[split]
+
+
+def load_split_sets(features_dir: str | os.PathLike, split_table: pd.DataFrame | str | os.PathLike, *,
+                    fractions: dict | None = None, seed: int = 0, mmap: bool = True,
+                    splits: tuple[str, ...] = ("train", "valid", "test")) -> dict[str, FeatureSet]:
+    """The train, valid and test sets of one split table, each slice's group joined.
+
+    Parameters
+    ----------
+    features_dir : path
+        The features stage's output folder (one set for every track).
+    split_table : pd.DataFrame or path
+        Whose ``split`` column gives each track's role (see :func:`load_feature_split`).
+    fractions, seed, mmap
+        As in :func:`load_feature_split`.
+    splits : tuple of str
+        Which sets to return.
+
+    Returns
+    -------
+    sets : dict
+        ``{'train': FeatureSet, 'valid': ..., 'test': ...}``.
+    """
+    from genrelab.io import read_json
+    from genrelab.splits import assign_slices
+
+    root = Path(features_dir)
+    if not (root / "meta.csv").is_file():
+        raise FileNotFoundError(f"{root}: no features (meta.csv); run the 'features' stage (dvc repro features)")
+    table = _split_table(split_table)
+    info = read_json(root / "info.json")
+    meta = pd.read_csv(root / "meta.csv", dtype={"track_id": str, "genre": str}, keep_default_na=False)
+    role = assign_slices(meta["track_id"].to_numpy(), table, fractions=fractions, seed=seed)
+    X = np.load(root / "X.npy", mmap_mode="r")
+    frames = np.load(root / "S.npy", mmap_mode="r") if (root / "S.npy").is_file() else None
+    methods = table["method"].astype(str).unique() if "method" in table and len(table) else []
+    info = {**info, "split_method": str(methods[0]) if len(methods) else None}
+    joined = join_split(FeatureSet(X=X, S=None, meta=meta, info=info), table)
+    sets = {}
+    for split in splits:
+        rows = np.flatnonzero(role == split)
+        S = None
+        if frames is not None:
+            S = RowSubset(frames, rows) if mmap else np.asarray(frames[rows])
+        m = joined.meta.iloc[rows].reset_index(drop=True)
+        m["role"] = split  # a leaky pool's slices take the split they were drawn into
+        sets[split] = FeatureSet(X=np.asarray(X[rows], dtype=np.float32), S=S, meta=m, info={**info, "split": split})
+    return sets
+
+
 def join_split(fs: FeatureSet, split_table: pd.DataFrame) -> FeatureSet:
     """Add each slice's ``group``, ``group_unit`` and ``fold`` (and ``role``) from the split table.
 
@@ -102,78 +253,122 @@ def join_split(fs: FeatureSet, split_table: pd.DataFrame) -> FeatureSet:
     return FeatureSet(X=fs.X, S=fs.S, meta=meta, info=fs.info)
 
 
-def load_split_sets(features_dir: str | Path, split_table: pd.DataFrame | None = None) -> dict[str, FeatureSet]:
-    """The train, valid and test sets of one split, each slice's group joined.
+class FeatureWriter:
+    """Write a feature set track by track into ``.npy`` files preallocated at their final size.
+
+    ``numpy.lib.format.open_memmap`` writes each file's header and sizes it; rows are then
+    written in place with positioned writes, so only one track's arrays and the small slice
+    index are ever in memory (pages written through a memory map would count in the process's
+    resident memory until the kernel writes them back; written through the file they sit in
+    the page cache only).
 
     Parameters
     ----------
-    features_dir : path
-        The features stage's output folder.
-    split_table : pd.DataFrame, optional
-        A split table whose ``split`` column gives each track's role, e.g. one fold's of
-        :func:`genrelab.splits.split_folds`. Without it, the features stage's own sets are
-        returned (grouped by track).
-
-    Returns
-    -------
-    sets : dict
-        ``{'train': FeatureSet, 'valid': ..., 'test': ...}``. The features stage's sets are
-        used as written when the roles agree with them (and always under the leaky split,
-        whose slices it assigned); otherwise their slices are pooled and regrouped by role.
+    folder : Path
+        Existing (temporary) output folder.
+    n_rows : int
+        Total number of slices.
+    n_features : int
+        Columns of ``X``.
+    frames_shape : tuple of int, optional
+        Shape of one slice's frames (``S.npy`` is written when given).
     """
-    sets = {s: load_feature_split(features_dir, s) for s in ("train", "valid", "test")}
-    if split_table is None:
-        return sets
-    sets = {s: join_split(fs, split_table) for s, fs in sets.items()}
-    if all((fs.meta["role"].isin([s, "pool"])).all() for s, fs in sets.items()):
-        return sets
-    pooled = concat_feature_sets(list(sets.values()))
-    role = pooled.meta["role"].to_numpy()
-    return {s: pooled.take(role == s) for s in sets}
+
+    def __init__(self, folder: Path, n_rows: int, n_features: int, frames_shape: tuple[int, ...] | None) -> None:
+        self.folder = Path(folder)
+        self.n_rows = int(n_rows)
+        self.row = 0
+        self._files = {"X": self._open("X.npy", (self.n_rows, int(n_features)))}
+        if frames_shape is not None:
+            self._files["S"] = self._open("S.npy", (self.n_rows, *map(int, frames_shape)))
+        self._meta: dict[str, list] = {c: [] for c in META_COLUMNS}
+
+    def _open(self, name: str, shape: tuple[int, ...]) -> tuple[Any, int, tuple[int, ...]]:
+        mm = np.lib.format.open_memmap(self.folder / name, mode="w+", dtype=np.float32, shape=shape)
+        offset = int(mm.offset)
+        del mm
+        return open(self.folder / name, "r+b"), offset, shape  # noqa: SIM115 - closed in close()
+
+    def _write(self, which: str, block: np.ndarray) -> None:
+        fh, offset, shape = self._files[which]
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.shape[1:] != shape[1:]:
+            raise ValueError(f"{which}: rows of shape {block.shape[1:]} do not fit {shape[1:]}")
+        row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * 4
+        fh.seek(offset + self.row * row_bytes)
+        fh.write(memoryview(block).cast("B"))
+
+    def append(self, track_id: str, genre: str, label: int, vector: np.ndarray, frames: np.ndarray | None,
+               starts_s: np.ndarray, slice_idx: np.ndarray | None = None) -> None:
+        """Add one track's slices (``vector`` [shape=(n, n_features)], ``frames`` [shape=(n, ...)]).
+
+        ``slice_idx`` defaults to ``0 .. n-1``.
+        """
+        n = len(vector)
+        if self.row + n > self.n_rows:
+            raise ValueError(f"track {track_id}: {n} more slices overflow the {self.n_rows} preallocated")
+        if ("S" in self._files) != (frames is not None) or (frames is not None and len(frames) != n):
+            raise ValueError(f"track {track_id}: frames do not match the set (expected "
+                             f"{'frames' if 'S' in self._files else 'none'} for {n} slices)")
+        self._write("X", vector)
+        if frames is not None:
+            self._write("S", frames)
+        self.row += n
+        self._meta["track_id"] += [track_id] * n
+        self._meta["slice_idx"] += list(range(n)) if slice_idx is None else [int(i) for i in slice_idx]
+        self._meta["start_s"] += [float(s) for s in starts_s]
+        self._meta["genre"] += [genre] * n
+        self._meta["label"] += [int(label)] * n
+
+    def close(self, *, info: dict, skipped: list[dict]) -> None:
+        """Check every row was written; write ``meta.csv``, ``skipped.csv`` and ``info.json``."""
+        from genrelab.io import write_json, write_text
+
+        for fh, _, _ in self._files.values():
+            fh.close()
+        if self.row != self.n_rows:
+            raise ValueError(f"{self.row} slices written, {self.n_rows} preallocated")
+        write_text(self.folder / "meta.csv", pd.DataFrame(self._meta, columns=list(META_COLUMNS)).to_csv(index=False))
+        write_text(self.folder / "skipped.csv",
+                   pd.DataFrame(skipped, columns=["track_id", "reason"]).to_csv(index=False))
+        write_json(self.folder / "info.json", info)
+
+    def abort(self) -> None:
+        for fh, _, _ in self._files.values():
+            fh.close()
 
 
-def load_feature_split(features_dir: str | Path, split: str, *, mmap: bool = True) -> FeatureSet:
-    """Read one split written by the features stage.
+def write_feature_set(out_dir: str | os.PathLike, X: np.ndarray, S: np.ndarray | None, meta: pd.DataFrame, *,
+                      info: dict, skipped: list[dict] | None = None) -> None:
+    """Write a whole feature set held in memory (imports, tests) in the features stage's layout.
 
     Parameters
     ----------
-    features_dir : path
-        The features stage's output folder.
-    split : {'train', 'valid', 'test'}
-    mmap : bool
-        Memory-map ``S`` instead of reading it into memory.
+    out_dir : path
+        Output folder, replaced atomically.
+    X : np.ndarray [shape=(n_slices, n_features)]
+    S : np.ndarray [shape=(n_slices, ...)] or None
+    meta : pd.DataFrame
+        :data:`META_COLUMNS` per slice (other columns, such as a split, are not written: the
+        split comes from the split table when the set is read).
+    info : dict
+        ``labels``, ``feature_names`` and the settings (``info.json``).
+    skipped : list of dict, optional
+        ``track_id``, ``reason`` of tracks left out.
     """
-    from genrelab.io import read_json
+    from genrelab.io import atomic_dir
 
-    root = Path(features_dir)
-    folder = root / split
-    if not (folder / "meta.csv").is_file():
-        raise FileNotFoundError(f"{folder}: no features for split {split!r}; run the 'features' stage")
-    info = read_json(root / "info.json")
-    meta = pd.read_csv(folder / "meta.csv", dtype={"track_id": str, "genre": str})
-    X = np.load(folder / "X.npy")
-    S = np.load(folder / "S.npy", mmap_mode="r" if mmap else None) if (folder / "S.npy").is_file() else None
-    return FeatureSet(X=X, S=S, meta=meta, info=info)
-
-
-def write_feature_sets(out_dir: Path, X: np.ndarray, S: np.ndarray | None, meta: pd.DataFrame, *,
-                        info: dict, skipped: list[dict]) -> dict[str, Any]:
-    """Write ``<split>/X.npy``, ``S.npy``, ``meta.csv`` and ``info.json`` atomically as one folder."""
-    from genrelab.io import atomic_dir, save_npy, write_json, write_text
-    from genrelab.splits import SPLITS
-
-    summary: dict[str, Any] = {"n_tracks": int(meta["track_id"].nunique()), "n_slices": int(len(meta)),
-                               "n_tracks_skipped": len(skipped), "n_features": int(X.shape[1])}
     with atomic_dir(out_dir) as tmp:
-        for split in SPLITS:
-            mask = (meta["split"] == split).to_numpy()
-            (tmp / split).mkdir()
-            save_npy(tmp / split / "X.npy", X[mask])
-            if S is not None:
-                save_npy(tmp / split / "S.npy", S[mask])
-            write_text(tmp / split / "meta.csv", meta.loc[mask].drop(columns="split").to_csv(index=False))
-            summary[f"n_slices_{split}"] = int(mask.sum())
-            summary[f"n_tracks_{split}"] = int(meta.loc[mask, "track_id"].nunique())
-        write_text(tmp / "skipped.csv", pd.DataFrame(skipped, columns=["track_id", "reason"]).to_csv(index=False))
-        write_json(tmp / "info.json", {**info, "summary": summary})
-    return summary
+        writer = FeatureWriter(tmp, len(meta), X.shape[1], None if S is None else S.shape[1:])
+        try:
+            ids = meta["track_id"].astype(str).to_numpy()
+            for tid in pd.unique(ids):  # tracks in order of first appearance
+                rows = np.flatnonzero(ids == tid)
+                m = meta.iloc[rows]
+                writer.append(str(m["track_id"].iloc[0]), str(m["genre"].iloc[0]), int(m["label"].iloc[0]), X[rows],
+                              None if S is None else S[rows], m["start_s"].to_numpy(),
+                              slice_idx=m["slice_idx"].to_numpy())
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close(info=info, skipped=list(skipped or []))

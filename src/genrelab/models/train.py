@@ -105,7 +105,7 @@ def _require_finite(fs: FeatureSet, name: str) -> None:
 
 
 def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str | Path, *,
-                 split_table: str | Path | pd.DataFrame | None = None, progress: bool = True) -> dict[str, Any]:
+                 split_table: str | Path | pd.DataFrame | None, progress: bool = True) -> dict[str, Any]:
     """Fit one model per seed (per fold and seed under ``split.fold=all``) and save them as a bundle.
 
     Parameters
@@ -116,9 +116,10 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
         Output of the features stage.
     out_dir : path
         Bundle folder, replaced atomically.
-    split_table : path or pd.DataFrame, optional
-        ``data/split.csv``: gives every slice its group (the unit inner validation is grouped
-        by) and, under ``split.fold=all``, each track's fold. Without it, groups are tracks.
+    split_table : path or pd.DataFrame
+        ``data/split.csv``: which tracks of the features stage's set are train and valid, every
+        slice's group (the unit inner validation is grouped by) and, under ``split.fold=all``,
+        each track's fold. ``split.fractions`` and ``seed`` assign a leaky split's slices.
 
     Returns
     -------
@@ -129,9 +130,9 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
     settings = from_mapping(TrainStageSettings, params.get("train", {}), section="train")
     split = from_mapping(SplitSettings, params.get("split", {}), section="split")
     table = _read_split_table(split_table)
-    if split.all_folds and table is None:
-        raise ConfigError("split.fold=all: the train stage needs the split table (--split data/split.csv)")
-    folds = split_folds(table, split) if table is not None else [(None, None)]
+    if table is None:  # the features stage's set holds every track: the table says which train
+        raise ConfigError("train: needs the split table (--split data/split.csv) to pick the train tracks")
+    folds = split_folds(table, split)
     kind = model_input(params["model"])
     report: dict[str, Any] = {}
     seconds = []
@@ -142,7 +143,7 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
     first: dict[str, FeatureSet] = {}
     with atomic_dir(out_dir) as tmp:
         for fold, fold_table in folds:
-            sets = load_split_sets(features_dir, fold_table)
+            sets = load_split_sets(features_dir, fold_table, fractions=split.fractions, seed=int(params.get("seed", 0)))
             train, valid = sets["train"], sets["valid"]
             labels, info = list(train.info["labels"]), train.info
             where = f" (fold {fold})" if fold is not None else ""

@@ -627,6 +627,9 @@ class DemucsSeparator:
     True
     """
 
+    VERSION: int = 1
+    """Bump when the output changes: the store recomputes this separator's stems."""
+
     def __init__(
         self,
         model: str = "htdemucs",

@@ -689,6 +689,8 @@ class HPSSSeparator:
     """
 
     stems: tuple[str, ...] = ("harmonic", "percussive")
+    VERSION: int = 1
+    """Bump when the output changes: the store recomputes this separator's stems."""
 
     def __init__(
         self,
