@@ -45,9 +45,7 @@ def features(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """The tiny features folder and its split table (one valid and one test track per genre)."""
     root = tmp_path_factory.mktemp("training")
     _, features = build_tiny_bundle(root)
-    index = pd.read_csv(root / "dataset" / "index.csv", dtype={"track_id": str})
-    split = index.assign(split=np.tile(["train", "train", "valid", "test"], len(GENRES)), method="grouped")
-    return features, split
+    return features, pd.read_csv(root / "split.csv", dtype={"track_id": str})
 
 
 MLP = {"name": "mlp", "hidden": [16], "max_iter": 30}  # seeded weights and batches: seeds matter
@@ -61,7 +59,7 @@ def test_same_seed_same_model_files_and_other_seed_other_model(features, tmp_pat
                     for p in sorted((tmp_path / name).rglob("*")) if p.is_file() and p.suffix != ".json"}
              for name in "abc"}
     assert files["a"] and files["a"] == files["b"]          # byte-identical model files for one seed
-    test = load_feature_split(folder, "test")
+    test = load_feature_split(folder, "test", split_table=split)
     pa, pc = (load_bundle(tmp_path / n, trust=True).predict_proba(test) for n in "ac")
     assert not np.allclose(pa, pc)                          # the seed reaches the model
 
@@ -73,7 +71,7 @@ def test_each_seed_is_a_member_and_the_bundle_averages_them(features, tmp_path):
     meta = json.loads((tmp_path / "m" / "bundle.json").read_text())
     assert [(m["path"], m["seed"]) for m in meta["members"]] == [("seed_0", 0), ("seed_1", 1), ("seed_2", 2)]
     bundle = load_bundle(tmp_path / "m", trust=True)
-    test = load_feature_split(folder, "test")
+    test = load_feature_split(folder, "test", split_table=split)
     each = [m.predict_proba(test) for m in bundle.members().values()]
     assert len(each) == 3 and not np.allclose(each[0], each[1])
     np.testing.assert_allclose(bundle.predict_proba(test), np.mean(each, axis=0))
