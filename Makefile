@@ -23,6 +23,7 @@ repro: setup
 	dvc metrics show
 
 test: setup
+	$(BIN)/ruff check src stages tests benchmarks
 	$(BIN)/pytest
 
 test-fast: setup

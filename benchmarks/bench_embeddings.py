@@ -48,9 +48,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--patch-hop", type=int, default=93, help="frames between patches (Essentia's default: 93)")
     p.add_argument("--batch-size", type=int, default=1, help="extractor batch (default: its own, 1)")
     p.add_argument("--rounds", type=int, default=2, help="alternating naive/ours rounds")
-    p.add_argument("--workers", type=int, default=os.cpu_count(), help="extractor worker processes (default: one per core)")
+    p.add_argument(
+        "--workers", type=int, default=os.cpu_count(), help="extractor worker processes (default: one per core)"
+    )
     p.add_argument("--threads", type=int, default=1, help="TensorFlow threads per extractor worker (0: all cores)")
-    p.add_argument("--audio", type=Path, default=None, help="folder of audio files to decode (default: synthetic clips)")
+    p.add_argument(
+        "--audio", type=Path, default=None, help="folder of audio files to decode (default: synthetic clips)"
+    )
     p.add_argument("--in-process", action="store_true", help="run the extractor without its worker (isolate=False)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()

@@ -379,9 +379,12 @@ def report(rows, combined, n: int, m: int) -> None:
             d += f"; frames {diff['frames_abs']:.2g}"
         if name == "classic":
             d += f"; tempo differs on {diff['tempo_diff']}/{diff['slices']} slices"
-        print(f"{name:<22} {ours['wall_s']:8.1f} / {ours['cpu_s']:7.1f}   {w1:7.1f} / {c1:7.1f} {w2:7.1f} / {c2:7.1f} "
-              f"{w1 / ours['wall_s']:5.2f}/{c1 / ours['cpu_s']:5.2f} {w2 / ours['wall_s']:5.2f}/{c2 / ours['cpu_s']:5.2f} "
-              f"{ours['peak_mb']:8d} / {max(p1['peak_mb'], p2['peak_mb']):<8d}  {d}")
+        print(
+            f"{name:<22} {ours['wall_s']:8.1f} / {ours['cpu_s']:7.1f}   {w1:7.1f} / {c1:7.1f} {w2:7.1f} / {c2:7.1f} "
+            f"{w1 / ours['wall_s']:5.2f}/{c1 / ours['cpu_s']:5.2f} "
+            f"{w2 / ours['wall_s']:5.2f}/{c2 / ours['cpu_s']:5.2f} "
+            f"{ours['peak_mb']:8d} / {max(p1['peak_mb'], p2['peak_mb']):<8d}  {d}"
+        )
         if ours["errors"]:
             print(f"   {len(ours['errors'])} clip(s) failed, e.g. {ours['errors'][0]}")
     if len(rows) > 1:

@@ -116,8 +116,10 @@ def main() -> int:
                   f"{r['seconds']:>8.1f}")
         first, last = results[0], results[-1]
         ratio = last["peak_rss_mb"] / first["peak_rss_mb"]
-        print(f"peak RSS grows {ratio:.2f}x from {first['n_tracks']} to {last['n_tracks']} tracks "
-              f"(S.npy grows {last['S_mb'] / first['S_mb']:.1f}x); target < 1.5x: {'met' if ratio < 1.5 else 'NOT met'}")
+        print(
+            f"peak RSS grows {ratio:.2f}x from {first['n_tracks']} to {last['n_tracks']} tracks "
+            f"(S.npy grows {last['S_mb'] / first['S_mb']:.1f}x); target < 1.5x: {'met' if ratio < 1.5 else 'NOT met'}"
+        )
         return 0 if ratio < 1.5 else 1
     finally:
         if args.keep is None:

@@ -97,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
           f"{min(c_lib) * 1000:.1f} ms CPU")
     print(f"genrelab hpss        : {best_ours * 1000:8.1f} ms wall (median {np.median(t_ours) * 1000:.1f}), "
           f"{min(c_ours) * 1000:.1f} ms CPU")
-    print(f"speed-up             : {best_lib / best_ours:8.1f}x wall (medians {np.median(t_lib) / np.median(t_ours):.1f}x), "
-          f"{min(c_lib) / min(c_ours):.1f}x CPU time")
+    print(
+        f"speed-up             : {best_lib / best_ours:8.1f}x wall "
+        f"(medians {np.median(t_lib) / np.median(t_ours):.1f}x), "
+        f"{min(c_lib) / min(c_ours):.1f}x CPU time"
+    )
     print(f"max |waveform diff| / input peak : {wave:.2e}")
     print(f"relative STFT-magnitude diff     : {spec:.2e}")
 

@@ -205,8 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     def run(name: str, device: str, fn: Callable[[], object]) -> None:
         seconds, cpu = timed(fn, args.repeats, cuda=device == "cuda")
         rows.append((name, device, seconds))
-        print(f"  {name:<28} {device:<5} {seconds:8.2f} s wall ({cpu:7.2f} s CPU)   RTF {seconds / args.seconds:7.4f}   "
-              f"{args.seconds / seconds:8.1f}x real time", flush=True)
+        print(
+            f"  {name:<28} {device:<5} {seconds:8.2f} s wall ({cpu:7.2f} s CPU)   RTF {seconds / args.seconds:7.4f}   "
+            f"{args.seconds / seconds:8.1f}x real time",
+            flush=True,
+        )
 
     channels = [y] if y.ndim == 1 else list(y)
     run("hpss (librosa)", "cpu", lambda: [librosa.effects.hpss(c) for c in channels])

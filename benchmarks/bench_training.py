@@ -94,12 +94,19 @@ def main() -> None:
         raise SystemExit("CUDA requested but not available")
     rng = np.random.default_rng(0)
     y = rng.integers(0, args.n_classes, args.n_slices)
-    augment = Augmenter({k: {"p": 0.5} for k in ("time_shift", "pitch_shift", "time_stretch", "noise")}) if args.augment else None
+    augment = (
+        Augmenter({k: {"p": 0.5} for k in ("time_shift", "pitch_shift", "time_stretch", "noise")})
+        if args.augment
+        else None
+    )
     warmup = args.epochs > 1  # the first epoch warms up (allocator, oneDNN/cuDNN plans) and is not timed
     timed = TrainSettings(batch_size=args.batch_size, max_epochs=args.epochs - warmup, patience=None)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, {platform.processor() or platform.machine()}"
-          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"{platform.processor() or platform.machine()}"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    )
     print(f"input: {args.n_slices} slices x ({args.n_bins} bins x {args.n_frames} frames) float32 memmap, "
           f"batch {args.batch_size}, {args.epochs} epoch(s){', augmented' if augment else ''}, "
           f"{args.repeats} repeat(s); slices/s as median [min-max]")
@@ -111,7 +118,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for two in (False, True):
-            shape = (args.n_slices, 2, args.n_bins, args.n_frames) if two else (args.n_slices, args.n_bins, args.n_frames)
+            shape = (
+                (args.n_slices, 2, args.n_bins, args.n_frames) if two else (args.n_slices, args.n_bins, args.n_frames)
+            )
             path = Path(tmp) / f"S{int(two)}.npy"
             mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
             for start in range(0, args.n_slices, 256):
@@ -131,8 +140,15 @@ def main() -> None:
                     model = seeded_init(functools.partial(build_net, net, n_classes=args.n_classes,
                                                           input_shape=input_shape), seed=0)
                     if warmup:
-                        fit(model, (S, y), settings=TrainSettings(batch_size=args.batch_size, max_epochs=1, patience=None),
-                            device=device, seed=0, augment=augment, progress=False)
+                        fit(
+                            model,
+                            (S, y),
+                            settings=TrainSettings(batch_size=args.batch_size, max_epochs=1, patience=None),
+                            device=device,
+                            seed=0,
+                            augment=augment,
+                            progress=False,
+                        )
                     c0 = time.process_time()
                     result = fit(model, (S, y), settings=timed, device=device, seed=0, augment=augment, progress=False)
                     ours_cpu.append(args.n_slices * timed.max_epochs / (time.process_time() - c0))
@@ -149,12 +165,21 @@ def main() -> None:
                 ratio = float(np.median(ours)) / float(np.median(plain))
                 ratio_cpu = float(np.median(ours_cpu)) / float(np.median(plain_cpu))
                 row = {
-                    "net": net, "device": result.device, "n_parameters": result.n_parameters,
-                    "train_slices_per_second": float(np.median(ours)), "train_rates": ours,
-                    "plain_slices_per_second": float(np.median(plain)), "plain_rates": plain, "ratio": ratio,
-                    "train_rates_per_cpu_second": ours_cpu, "plain_rates_per_cpu_second": plain_cpu, "ratio_cpu": ratio_cpu,
-                    "data_fraction": result.data_fraction, "augment_fraction": result.augment_fraction,
-                    "predict_slices_per_second": predict_rate, "input_shape": list(input_shape),
+                    "net": net,
+                    "device": result.device,
+                    "n_parameters": result.n_parameters,
+                    "train_slices_per_second": float(np.median(ours)),
+                    "train_rates": ours,
+                    "plain_slices_per_second": float(np.median(plain)),
+                    "plain_rates": plain,
+                    "ratio": ratio,
+                    "train_rates_per_cpu_second": ours_cpu,
+                    "plain_rates_per_cpu_second": plain_cpu,
+                    "ratio_cpu": ratio_cpu,
+                    "data_fraction": result.data_fraction,
+                    "augment_fraction": result.augment_fraction,
+                    "predict_slices_per_second": predict_rate,
+                    "input_shape": list(input_shape),
                     "batch_size": args.batch_size,
                 }
                 rows.append(row)

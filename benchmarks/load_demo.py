@@ -167,11 +167,16 @@ def main() -> int:
     n = len(results)
     print(f"answers: {statuses.get(200, 0)}/{n} (HTTP 200); all statuses {dict(sorted(statuses.items()))} "
           "(-1 = connection reset/refused)")
-    print(f"latency of an upload ({args.seconds:g} s clip, {len(body) / 1e6:.2f} MB): p50 {np.percentile(lat, 50):.2f} s, "
-          f"p95 {np.percentile(lat, 95):.2f} s, max {lat.max():.2f} s; {n} uploads in {wall:.1f} s")
-    print(f"server memory (RSS): {before['VmRSS'] / 1024:.0f} MB before, {peak['VmRSS'] / 1024:.0f} MB peak under load, "
-          f"{after['VmRSS'] / 1024:.0f} MB after (high-water {after['VmHWM'] / 1024:.0f} MB); threads: "
-          f"{before['Threads']} before, {peak['Threads']} peak, {after['Threads']} after")
+    print(
+        f"latency of an upload ({args.seconds:g} s clip, {len(body) / 1e6:.2f} MB): "
+        f"p50 {np.percentile(lat, 50):.2f} s, "
+        f"p95 {np.percentile(lat, 95):.2f} s, max {lat.max():.2f} s; {n} uploads in {wall:.1f} s"
+    )
+    print(
+        f"server memory (RSS): {before['VmRSS'] / 1024:.0f} MB before, {peak['VmRSS'] / 1024:.0f} MB peak under load, "
+        f"{after['VmRSS'] / 1024:.0f} MB after (high-water {after['VmHWM'] / 1024:.0f} MB); threads: "
+        f"{before['Threads']} before, {peak['Threads']} peak, {after['Threads']} after"
+    )
     print(f"idle connections: {args.idle} held open by the client, {closed} closed by the server (socket timeout)")
     return 0 if statuses.get(200, 0) == n else 1
 

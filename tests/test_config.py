@@ -7,8 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from genrelab.config import (ConfigError, check_params_current, compose, compose_each, compose_yaml, conf_digest,
-                             from_mapping, validate_params)
+from genrelab.config import (
+    ConfigError,
+    check_params_current,
+    compose,
+    compose_each,
+    compose_yaml,
+    conf_digest,
+    from_mapping,
+    validate_params,
+)
 from genrelab.models import MODELS, build_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

@@ -28,7 +28,9 @@ from genrelab.store import Store
 SR = 22050
 TINY_SIG = "0123abcd"
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -136,7 +136,9 @@ def test_stream_batch_failure_falls_back_to_single_clips(repo):
     assert set(out[0]) == set(sep.stems) and set(out[2]) == set(sep.stems)
 
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)"
+)
 
 
 @pytest.mark.gpu

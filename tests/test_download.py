@@ -9,9 +9,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from httpserver import FixtureServer, closed_port_url
 
 from genrelab.download import DownloadError, ExtractError, download, extract, file_digest, verify_checksum
-from httpserver import FixtureServer, closed_port_url
 
 DATA = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()
 SHA1 = hashlib.sha1(DATA).hexdigest()

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SHARED
+
 from genrelab.embeddings import (
     EmbeddingExtractor,
     EssentiaWorkerError,
@@ -149,13 +149,17 @@ def fake_graphs(tmp_path_factory) -> dict[str, Path]:
     ``PartitionedCall:1``) and a 200-d -> 10-class softmax head (``model/Softmax``)."""
     d = tmp_path_factory.mktemp("fake_models")
     graphs = {
-        "audioset-vggish-3": _time_mean("model/Placeholder", [-1, 96, 64]) + _matmul("fake/mm", "fake/mean", W_VGGISH)
+        "audioset-vggish-3": _time_mean("model/Placeholder", [-1, 96, 64])
+        + _matmul("fake/mm", "fake/mean", W_VGGISH)
         + [_node("model/vggish/embeddings", "Identity", ["fake/mm"], T=F32)],
         "discogs-effnet-bs64-1": _time_mean("serving_default_melspectrogram", [64, 128, 96])
         + _matmul("fake/mm", "fake/mean", W_EFFNET)
         + [_node("PartitionedCall", "IdentityN", ["fake/mean", "fake/mm"], T=("types", ["float32", "float32"]))],
-        "genre_tzanetakis-msd-musicnn-1": [_node("model/Placeholder", "Placeholder", dtype=F32, shape=("shape", [-1, 200]))]
-        + _matmul("fake/mm", "model/Placeholder", W_HEAD) + [_node("model/Softmax", "Softmax", ["fake/mm"], T=F32)],
+        "genre_tzanetakis-msd-musicnn-1": [
+            _node("model/Placeholder", "Placeholder", dtype=F32, shape=("shape", [-1, 200]))
+        ]
+        + _matmul("fake/mm", "model/Placeholder", W_HEAD)
+        + [_node("model/Softmax", "Softmax", ["fake/mm"], T=F32)],
     }
     paths = {}
     for name, nodes in graphs.items():
@@ -164,7 +168,9 @@ def fake_graphs(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-def _essentia_wrapper(algorithm: str, graph: Path, output: str, y16: np.ndarray, tmp_path: Path, **params) -> np.ndarray:
+def _essentia_wrapper(
+    algorithm: str, graph: Path, output: str, y16: np.ndarray, tmp_path: Path, **params
+) -> np.ndarray:
     """What Essentia's own ``algorithm`` returns for ``y16``, computed in a separate process."""
     src, dst = tmp_path / "y.npy", tmp_path / "out.npy"
     np.save(src, y16.astype(np.float32))
@@ -363,7 +369,9 @@ def test_invalid_audio_is_rejected(vggish):
 @needs_essentia
 def test_worker_reports_a_wrong_output_node(fake_graphs):
     with pytest.raises(EssentiaWorkerError, match="model/no_such_node"):
-        EmbeddingExtractor("audioset-vggish-3", graph_path=fake_graphs["audioset-vggish-3"], output="model/no_such_node")
+        EmbeddingExtractor(
+            "audioset-vggish-3", graph_path=fake_graphs["audioset-vggish-3"], output="model/no_such_node"
+        )
 
 
 @needs_essentia

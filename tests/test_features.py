@@ -6,8 +6,18 @@ import pandas as pd
 import pytest
 
 from genrelab.config import ConfigError
-from genrelab.features import (FEATURES, KAGGLE_COLUMNS, ClassicFeatures, MelFeatures, MFCCFeatures, SliceSettings,
-                               make_extractor, slice_signal, track_feature_sets, track_features)
+from genrelab.features import (
+    FEATURES,
+    KAGGLE_COLUMNS,
+    ClassicFeatures,
+    MelFeatures,
+    MFCCFeatures,
+    SliceSettings,
+    make_extractor,
+    slice_signal,
+    track_feature_sets,
+    track_features,
+)
 from genrelab.features.reference import reference_features
 
 SR = 22050

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from httpserver import FixtureServer, closed_port_url
 
 from genrelab import GENRES
 from genrelab.config import ConfigError
@@ -29,7 +30,6 @@ from genrelab.datasets.gtzan import (
 )
 from genrelab.download import DownloadError
 from genrelab.io import AudioDecodeError
-from httpserver import FixtureServer, closed_port_url
 
 SR = 22050
 # facts from the shipped fault-filtered lists: valid / train / test / faulty (in no list)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from test_embeddings import F32, HAS_ESSENTIA, MUSICNN_DIR, TRACK, W_HEAD, _graph, _matmul, _node, _time_mean
 
 from genrelab import GENRES
 from genrelab.config import ConfigError
@@ -21,7 +22,6 @@ from genrelab.features import EmbeddingFeatures, make_extractor, write_feature_s
 from genrelab.models import load_bundle, train_bundle
 from genrelab.models.heads import EssentiaHeadSettings, LabelMap, map_labels
 from genrelab.predict import predict_command
-from test_embeddings import F32, HAS_ESSENTIA, MUSICNN_DIR, TRACK, W_HEAD, _graph, _matmul, _node, _time_mean
 
 HEAD = "genre_tzanetakis-msd-musicnn-1"
 W_MUSICNN = np.random.default_rng(10).standard_normal((96, 200)).astype(np.float32) * 0.01
@@ -138,7 +138,9 @@ def test_a_head_refuses_embeddings_it_was_not_trained_on(models_dir, tmp_path):
 
 def test_a_missing_head_file_names_it_and_where_to_get_it(tmp_path):
     features = _embedding_features(tmp_path, tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match=rf"(?s){HEAD}\.pb.*https://essentia.upf.edu/models/.*genrelab models fetch"):
+    with pytest.raises(
+        FileNotFoundError, match=rf"(?s){HEAD}\.pb.*https://essentia.upf.edu/models/.*genrelab models fetch"
+    ):
         train_bundle(PARAMS, features, tmp_path / "model", split_table=tmp_path / "split.csv",
                      progress=False)
 

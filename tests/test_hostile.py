@@ -656,7 +656,8 @@ def test_9_au_uploads_are_transcoded_for_the_player(demo_bundle):
 @pytest.mark.slow
 def test_mixed_gtzan_folder_runs_to_metrics_with_every_bad_file_quarantined(tmp_path, monkeypatch):
     """20 good 30 s clips (4 genres) and the broken kinds, through ``dvc exp run``; then the source changes."""
-    from conftest import copy_repository, run_in as run
+    from conftest import copy_repository
+    from conftest import run_in as run
 
     genres = ["classical", "disco", "metal", "reggae"]
     good = {f"{g}.{i:05d}": _music(30.0, genre=g, index=i) for g in genres for i in range(5)}

@@ -17,7 +17,9 @@ SR = 22050
 WAVE_TOL = 1e-4
 SPEC_TOL = 1e-4
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (torch.cuda.is_available() is False)"
+)
 
 
 def sine_plus_clicks(seconds: float = 3.0, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

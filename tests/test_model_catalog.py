@@ -10,12 +10,13 @@ import json
 
 import numpy as np
 import pytest
+from httpserver import FixtureServer
 
 from genrelab.download import DownloadError
 from genrelab.embeddings.catalog import (
     MODELS,
-    MissingModelError,
     EssentiaModelSpec,
+    MissingModelError,
     UnknownModelError,
     fetch,
     get_spec,
@@ -25,7 +26,6 @@ from genrelab.embeddings.catalog import (
     recorded_checksums,
     verify,
 )
-from httpserver import FixtureServer
 
 PB = np.random.default_rng(3).integers(0, 256, size=50_000, dtype=np.uint8).tobytes()
 PB_SHA1 = hashlib.sha1(PB).hexdigest()
@@ -60,7 +60,10 @@ def test_registry_lists_the_known_models(tmp_path):
     assert get_spec("audioset-vggish-3").output_node == "model/vggish/embeddings"
     assert get_spec("discogs-effnet-bs64-1").output_node == "PartitionedCall:1"
     assert get_spec("discogs-effnet-bs64-1").fixed_batch == 64
-    assert set(list_models(kind="head").index) >= {"genre_tzanetakis-msd-musicnn-1", "genre_discogs400-discogs-effnet-1"}
+    assert set(list_models(kind="head").index) >= {
+        "genre_tzanetakis-msd-musicnn-1",
+        "genre_discogs400-discogs-effnet-1",
+    }
     assert (list_models(kind="head")["kind"] == "head").all()
     (tmp_path / "audioset-vggish-3.pb").write_bytes(b"x")
     present = list_models(models_dir=tmp_path)["present"]
@@ -131,8 +134,12 @@ def test_fetch_records_checksum_on_first_use_and_catches_a_change(tmp_path, monk
 
 def test_fetch_mirror_urls_and_unpublished_models(tmp_path):
     with FixtureServer({"/mirror/m.pb": PB}) as srv:
-        path = fetch("audioset-vggish-3", tmp_path, urls={"pb": srv.url("/mirror/m.pb"), "json": srv.url("/mirror/m.pb")},
-                     progress=False)
+        path = fetch(
+            "audioset-vggish-3",
+            tmp_path,
+            urls={"pb": srv.url("/mirror/m.pb"), "json": srv.url("/mirror/m.pb")},
+            progress=False,
+        )
     assert path.read_bytes() == PB
     with pytest.raises(MissingModelError, match="not published"):
         fetch("msd-musicnn-frozen", tmp_path, progress=False)

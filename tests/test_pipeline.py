@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import SHARED, copy_repository
 
 pytestmark = pytest.mark.slow
@@ -111,12 +110,12 @@ def test_repro_runs_end_to_end_and_writes_metrics(tiny_repo, baseline):
     assert ci["low"] < details["track_mean"]["accuracy"] <= ci["high"]
     # every metrics file holds numbers only, and is an ordinary file (0644)
     for path in [*(tiny_repo / "metrics").glob("*.json"), *(tiny_repo / "metrics/details").glob("*.json")]:
-        def walk(node):
+        def walk(node, name=path.name):
             if isinstance(node, dict):
                 for v in node.values():
-                    walk(v)
+                    walk(v, name)
             else:
-                assert isinstance(node, (int, float)), f"{path.name}: non-numeric {node!r}"
+                assert isinstance(node, (int, float)), f"{name}: non-numeric {node!r}"
         walk(json.loads(path.read_text()))
         assert path.stat().st_mode & 0o777 == 0o644, path
 

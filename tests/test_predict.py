@@ -13,15 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-
 from conftest import SHARED
+
 from genrelab.config import ConfigError
 from genrelab.features import SliceSettings, extract_dataset, load_feature_split, make_extractor
-from genrelab.predict import AudioInputError, predict_command, predict_file, predict_paths
-from genrelab.synth import SynthSettings, generate_dataset, render_track
 from genrelab.models import Bundle, UntrustedBundleError, load_bundle, train_bundle
+from genrelab.predict import AudioInputError, predict_command, predict_file, predict_paths
 from genrelab.separation import separate_dataset
 from genrelab.store import Store
+from genrelab.synth import SynthSettings, generate_dataset, render_track
 from genrelab.variants import VariantSettings
 
 GENRES = ("classical", "metal", "reggae")

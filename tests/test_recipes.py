@@ -6,11 +6,10 @@ from pathlib import Path
 import pytest
 
 from genrelab.config import ConfigError, compose, from_mapping
-from genrelab.features import SliceSettings, make_extractor
-from genrelab.models import model_input
 from genrelab.experiments.recipes import Recipe, list_recipes, load_recipe
+from genrelab.features import SliceSettings, make_extractor
+from genrelab.models import TrainStageSettings, model_input
 from genrelab.splits import SplitSettings
-from genrelab.models import TrainStageSettings
 from genrelab.variants import VariantSettings
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

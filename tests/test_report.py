@@ -15,16 +15,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import BIN, ROOT, copy_repository, run_in
+
 from genrelab.experiments.dvc import MetricFiles, explain_dvc_error
 from genrelab.experiments.expshow import Experiment, parse_exp_show
 from genrelab.experiments.labels import split_label
 from genrelab.experiments.plots import accuracy_vs_slice_png, ranking_png, track_accuracy_png
 from genrelab.experiments.recipes import queue_states
 from genrelab.experiments.report import write_report
-from genrelab.experiments.tables import COLUMNS, RANK_COLUMNS, distinct_configurations, markdown_table, rank_table, \
-    results_table
+from genrelab.experiments.tables import (
+    COLUMNS,
+    RANK_COLUMNS,
+    distinct_configurations,
+    markdown_table,
+    rank_table,
+    results_table,
+)
 
 FILES = MetricFiles.from_dvc_yaml(ROOT)   # the repository's own dvc.yaml names the files the fixtures hold
 

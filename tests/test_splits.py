@@ -23,7 +23,7 @@ def _index(n_genres=4, artists_per_genre=6, tracks_per_artist=3, official=False)
     rows = []
     for g in range(n_genres):
         for a in range(artists_per_genre):
-            for t in range(tracks_per_artist):
+            for _t in range(tracks_per_artist):
                 i = len(rows)
                 rows.append({"track_id": f"g{g}.{i:05d}", "genre": f"g{g}", "artist": f"g{g}_a{a}",
                              "official_split": (SPLITS[i % 3] if official else "")})

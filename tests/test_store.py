@@ -81,7 +81,8 @@ def tracks(tmp_path):
     return tmp_path, pd.DataFrame(rows)
 
 
-def _extract(tmp_path, index, extractor, *, variant=VariantSettings(), out="feat", **kw):
+def _extract(tmp_path, index, extractor, *, variant=None, out="feat", **kw):
+    variant = variant or VariantSettings()
     return extract_dataset(index, extractor=extractor, variant=variant, slicing=SliceSettings(length_s=1.0),
                            sample_rate=SR, dataset_dir=tmp_path / "ds", out_dir=tmp_path / out,
                            store=Store(tmp_path / "store"), progress=False, **kw)

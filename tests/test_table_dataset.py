@@ -5,10 +5,10 @@ import pytest
 
 from genrelab.config import ConfigError
 from genrelab.datasets import prepare_dataset
-from genrelab.features import KAGGLE_COLUMNS, SliceSettings, TableFeatures, extract_dataset, load_feature_split
-from genrelab.splits import SplitSettings, make_split
 from genrelab.evaluate import evaluate_bundle
+from genrelab.features import KAGGLE_COLUMNS, SliceSettings, TableFeatures, extract_dataset, load_feature_split
 from genrelab.models import load_bundle, train_bundle
+from genrelab.splits import SplitSettings, make_split
 from genrelab.store import Store
 from genrelab.variants import VariantSettings
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_fma import tracks_csv_text
 
 from genrelab.config import ConfigError
 from genrelab.datasets.gtzan import load_gtzan_artists, load_gtzan_split
 from genrelab.datasets.tables import import_table
-from test_fma import tracks_csv_text
 
 # The 60 columns of the Kaggle GTZAN features_30_sec.csv / features_3_sec.csv, as in
 # ../shared/data/gtzan/kaggle_features_30_sec.header.csv (checked below when present).

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_deep import N_CLASSES, _one_thread, band_data  # noqa: F401 (_one_thread: autouse fixture)
+from test_predict import GENRES, HPSS, SLICE_S, SR, build_tiny_bundle
 
 from genrelab.deep import loop
 from genrelab.deep.estimator import TorchClassifier
@@ -20,9 +22,6 @@ from genrelab.deep.loop import TrainSettings, fit, predict_proba
 from genrelab.deep.nets import build_net
 from genrelab.features import load_feature_split
 from genrelab.models import load_bundle, train_bundle
-from test_deep import N_CLASSES, _one_thread, band_data  # noqa: F401 (_one_thread: autouse fixture)
-from test_predict import GENRES, HPSS, SLICE_S, SR, build_tiny_bundle
-
 
 # ------------------------------------------------------------------------------------------
 # train_bundle
@@ -123,7 +122,9 @@ def test_early_stopping_stops_and_restores_best():
     assert result.stopped_early
     assert result.best_epoch == 1
     assert result.epochs_run == 3
-    val_loss, val_acc = loop._evaluate(model, loop.IndexBatchDataset(S_val, y_val), batch_size=64, device=torch.device("cpu"))
+    val_loss, val_acc = loop._evaluate(
+        model, loop.IndexBatchDataset(S_val, y_val), batch_size=64, device=torch.device("cpu")
+    )
     assert val_loss == pytest.approx(result.history[0]["val_loss"], rel=1e-6)
     assert val_loss != pytest.approx(result.history[-1]["val_loss"], rel=1e-6)
 
@@ -149,7 +150,9 @@ def test_non_finite_loss_fails_the_run(where):
     S_bad[3, 0, 0] = np.nan
     train, valid = ((S_bad, y), (S, y)) if where == "train" else ((S, y), (S_bad, y))
     model = loop.seeded_init(lambda: build_net("cnn", n_classes=N_CLASSES, input_shape=(32, 32)), seed=0)
-    with pytest.raises(loop.NonFiniteLossError, match=f"epoch 1: the {'training' if where == 'train' else 'validation'} loss"):
+    with pytest.raises(
+        loop.NonFiniteLossError, match=f"epoch 1: the {'training' if where == 'train' else 'validation'} loss"
+    ):
         fit(model, train, valid, settings=TrainSettings(max_epochs=3, batch_size=16), device="cpu", progress=False)
 
 

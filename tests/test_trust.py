@@ -14,14 +14,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from test_predict import SR, _music, build_tiny_bundle
 
 from genrelab.evaluate import evaluate_bundle
 from genrelab.models import load_bundle
-from genrelab.models.card import (SYNTHETIC_WARNING, bundle_digest, card_command, evaluation_summary, load_card,
-                                  provenance, write_card)
+from genrelab.models.card import (
+    SYNTHETIC_WARNING,
+    bundle_digest,
+    card_command,
+    evaluation_summary,
+    load_card,
+    provenance,
+    write_card,
+)
 from genrelab.models.novelty import FrameSummary, TooFewTracksError, fit_novelty, load_novelty, signal_warnings
 from genrelab.predict import predict_command, predict_file
-from test_predict import SR, _music, build_tiny_bundle
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from genrelab.synth import SynthSettings, render_track
-from genrelab.models import load_bundle
-from genrelab.webapp import make_server
 from test_predict import SR, build_tiny_bundle
+
+from genrelab.models import load_bundle
+from genrelab.synth import SynthSettings, render_track
+from genrelab.webapp import make_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -15,7 +15,10 @@ from genrelab import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("genrelab.cli:params_command", "compose conf/ into params.yaml (what `dvc exp run` does)"),
-    "report": ("genrelab.experiments.report:report_command", "which experiment is best, by how much: ranked table, plots"),
+    "report": (
+        "genrelab.experiments.report:report_command",
+        "which experiment is best, by how much: ranked table, plots",
+    ),
     "sweep": ("genrelab.experiments.report:sweep_command", "queue (and run) a recipe's grid of DVC experiments"),
     "compare": ("genrelab.experiments.compare:compare_command", "two experiments: difference, its interval, McNemar p"),
     "audit-leakage": ("genrelab.experiments.audit:audit_command", "one setup under leaky vs honest splits: the gap"),

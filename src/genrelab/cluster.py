@@ -21,7 +21,8 @@ touches it is reported, not retried forever. Only the running task must count as
 workers get no task queued behind the running one (:data:`WORKER_SATURATION`). Local clusters
 get both settings from here; for a cluster you start yourself, set them on the scheduler
 (``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=2`` and
-``DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0``, see ``docs/cluster.md``). Nothing a task writes is trusted until it is complete: the store's
+``DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0``, see ``docs/cluster.md``). Nothing a task writes is trusted
+until it is complete: the store's
 writes are atomic, so a task killed half way leaves nothing behind that a later run would use.
 
 Threads

@@ -15,14 +15,28 @@ import os
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "load_params", "get_section", "from_mapping", "require_choice", "compose", "compose_yaml",
-           "compose_each", "SECTIONS", "GlobalSettings", "validate_params", "conf_digest", "check_params_current", "register_resolver"]
+__all__ = [
+    "ConfigError",
+    "load_params",
+    "get_section",
+    "from_mapping",
+    "require_choice",
+    "compose",
+    "compose_yaml",
+    "compose_each",
+    "SECTIONS",
+    "GlobalSettings",
+    "validate_params",
+    "conf_digest",
+    "check_params_current",
+    "register_resolver",
+]
 
 T = TypeVar("T")
 

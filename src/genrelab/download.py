@@ -38,10 +38,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from genrelab.progress import progress_bar
-
 from genrelab import __version__
 from genrelab.io import atomic_dir
+from genrelab.progress import progress_bar
 
 __all__ = [
     "DownloadError",
@@ -485,7 +484,9 @@ def _tar_extract(archive: Path, dest: Path, progress: bool, limits: ExtractLimit
                 elif not (m.isfile() or m.isdir()):
                     raise ExtractError(f"{archive}: refusing entry {m.name!r}: device, fifo or other special file")
             kwargs = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            for m in progress_bar(members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False):
+            for m in progress_bar(
+                members, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
+            ):
                 tf.extract(m, dest, **kwargs)
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, getattr(tarfile, "FilterError", ())):
@@ -507,7 +508,9 @@ def _zip_extract(archive: Path, dest: Path, progress: bool, limits: ExtractLimit
                     # zipfile writes links as small regular files, but refuse outward ones anyway.
                     _check_link(info.filename, zf.read(info).decode("utf-8", "replace"),
                                 relative_to_member=True, archive=archive)
-            for info in progress_bar(infos, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False):
+            for info in progress_bar(
+                infos, desc=f"extract {archive.name}", unit="file", disable=not progress, leave=False
+            ):
                 zf.extract(info, dest)
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ExtractError(f"{archive}: cannot read as a zip archive: {exc}") from exc

@@ -395,7 +395,9 @@ def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "t
             fold_table = table.assign(split=fold_roles(table["fold"].astype(int).to_numpy(), fold, len(folds)))
         fs = load_split_sets(features_dir, fold_table, fractions=fractions, seed=seed, splits=(split,))[split]
         if len(fs.meta) == 0:
-            raise ConfigError(f"evaluate: the {split} split{'' if fold is None else f' of fold {fold}'} holds no slices")
+            raise ConfigError(
+                f"evaluate: the {split} split{'' if fold is None else f' of fold {fold}'} holds no slices"
+            )
         fold_sets.append((fold, fs))
     from genrelab.models.bundle import bundle_members
 

@@ -21,7 +21,8 @@ Headline keys (fractions rounded to 3 decimals, counts as integers):
 ``f1``      track macro-F1; ``f1_lo``/``f1_hi``: its 95% interval
 ``slice_acc``, ``slice_f1``  slice-level accuracy and macro-F1 (their intervals are in the details)
 ``tracks``  tracks the stage produced or used: the dataset's tracks (prepare), tracks in the
-            split (split), tracks with stems (separate), tracks with features (features), training tracks (train), evaluated
+            split (split), tracks with stems (separate), tracks with features (features), training tracks (train),
+            evaluated
             tracks = the test-set size (evaluate). A drop from one row to the next is a failure;
             the details say which tracks and why.
 =========== =====================================================================================

@@ -639,11 +639,10 @@ def predict_command(argv: list[str]) -> int:
 
 
 def _run_predict(args: argparse.Namespace, writer) -> int:
-    from genrelab.progress import write_line
-
     from genrelab.embeddings import EssentiaWorkerError
     from genrelab.models import UntrustedBundleError, load_bundle
     from genrelab.models.card import load_card
+    from genrelab.progress import write_line
 
     try:
         if args.head:

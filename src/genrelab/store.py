@@ -258,7 +258,9 @@ class Store:
         for t in self.transforms():
             for shard in (self.root / t).iterdir():
                 if shard.is_dir():
-                    yield from (p for p in shard.iterdir() if p.name.startswith(".") and p.name.endswith((".tmp", ".trash")))
+                    yield from (
+                        p for p in shard.iterdir() if p.name.startswith(".") and p.name.endswith((".tmp", ".trash"))
+                    )
 
     # ------------------------------------------------------------------------------ digests
     def digest(self, path: str | os.PathLike) -> str:
@@ -389,7 +391,7 @@ class Store:
             meta = {"transform": transform, "key": key, "files": files, "inputs": dict(inputs or {}),
                     "info": dict(info or {}), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             (tmp / META).write_text(canonical_json(meta), encoding="utf-8")
-            for attempt in range(2):
+            for _attempt in range(2):
                 try:
                     os.rename(tmp, final)
                     return Entry(transform, key, final, meta)

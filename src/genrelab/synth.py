@@ -1830,7 +1830,9 @@ def render_track(genre: str, *, seed: int, track_index: int, settings: SynthSett
     floor = noise[::-1] * np.float32(10 ** (noise_db / 20.0) * total)
     if rng.random() < 0.3:
         hum_hz = float(_pick(rng, (50.0, 60.0)))
-        hum = np.sin(ctx.time * np.float32(2 * np.pi * hum_hz)) + 0.5 * np.sin(ctx.time * np.float32(6 * np.pi * hum_hz))
+        hum = np.sin(ctx.time * np.float32(2 * np.pi * hum_hz)) + 0.5 * np.sin(
+            ctx.time * np.float32(6 * np.pi * hum_hz)
+        )
         floor = floor + hum * np.float32(10 ** ((noise_db + 3) / 20.0) * total)
     stems["other"] = stems["other"] + floor
     # slow loudness swells and the band limit of an old or sampled recording (linear, per stem)

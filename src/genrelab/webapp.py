@@ -55,8 +55,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from genrelab.predict import AUDIO_EXTENSIONS, AudioInputError, bundle_recipe, predict_file
 from genrelab.models import Bundle
+from genrelab.predict import AUDIO_EXTENSIONS, AudioInputError, bundle_recipe, predict_file
 
 __all__ = ["DemoServer", "make_server", "ROUTES", "PAGE", "demo_command", "transcode_wav"]
 

@@ -238,8 +238,11 @@ def prepare_embeddings(settings: Mapping[str, Any], out_dir: Path, *, progress: 
     where = table.groupby("track_id")["file"].nunique()
     if (where > 1).any():
         tid = where[where > 1].index[0]
-        raise ValueError(f"key IDS: track {tid!r} is in more than one file ({', '.join(sorted(set(table.loc[table['track_id'] == tid, 'file'])))}); "
-                         "a track must belong to one split")
+        files = ", ".join(sorted(set(table.loc[table["track_id"] == tid, "file"])))
+        raise ValueError(
+            f"key IDS: track {tid!r} is in more than one file ({files}); "
+            "a track must belong to one split"
+        )
     labels_per_track = table.groupby("track_id")["genre"].nunique()
     if (labels_per_track > 1).any():
         tid = labels_per_track[labels_per_track > 1].index[0]

@@ -201,7 +201,9 @@ class Noise:
         _check_p(self.p, self.name)
         lo, hi = self.snr_range
         if math.isnan(lo) or math.isnan(hi) or lo > hi:
-            raise ValueError(f"{self.name}.snr_db must be a number or [low, high] with low <= high, got {self.snr_db!r}")
+            raise ValueError(
+                f"{self.name}.snr_db must be a number or [low, high] with low <= high, got {self.snr_db!r}"
+            )
 
     @property
     def snr_range(self) -> tuple[float, float]:

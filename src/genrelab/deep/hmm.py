@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import NotFittedError
 from threadpoolctl import threadpool_limits
-from genrelab.progress import progress_bar
 
 from genrelab.io import atomic_dir, read_json, write_json
+from genrelab.progress import progress_bar
 
 __all__ = ["GaussianHMMClassifier"]
 
@@ -287,7 +287,10 @@ class GaussianHMMClassifier:
                 models.append(None)
                 continue
             X = np.concatenate(
-                [self._sequences(S, idx[i : i + self.batch_size]).reshape(-1, n_mfcc) for i in range(0, len(idx), self.batch_size)]
+                [
+                    self._sequences(S, idx[i : i + self.batch_size]).reshape(-1, n_mfcc)
+                    for i in range(0, len(idx), self.batch_size)
+                ]
             )
             model = self._new_model(int(seeds[c]))
             # hmmlearn initialises the means with scikit-learn's KMeans, whose OpenMP threads

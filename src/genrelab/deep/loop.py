@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from genrelab.progress import progress_bar
 
 from genrelab.devices import resolve_device
+from genrelab.progress import progress_bar
 
 __all__ = [
     "TrainSettings",
@@ -277,7 +277,9 @@ class IndexBatchDataset(torch.utils.data.Dataset):
 
 def _check_xy(S: ArrayLike, y: np.ndarray, *, name: str, n_classes: int | None) -> np.ndarray:
     if not hasattr(S, "shape") or len(S.shape) < 3:
-        raise ValueError(f"{name}: S must be an array of shape (n_slices, ..., n_bins, n_frames), got {getattr(S, 'shape', type(S))}")
+        raise ValueError(
+            f"{name}: S must be an array of shape (n_slices, ..., n_bins, n_frames), got {getattr(S, 'shape', type(S))}"
+        )
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != S.shape[0]:
         raise ValueError(f"{name}: y must have shape ({S.shape[0]},), got {y.shape}")
@@ -301,7 +303,9 @@ def _n_classes(model: nn.Module) -> int | None:
 
 
 @torch.inference_mode()
-def _evaluate(model: nn.Module, data: IndexBatchDataset, *, batch_size: int, device: torch.device) -> tuple[float, float]:
+def _evaluate(
+    model: nn.Module, data: IndexBatchDataset, *, batch_size: int, device: torch.device
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` (in eval mode) on ``data``."""
     model.eval()
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -613,7 +617,9 @@ def fit(
     run, seed_torch = _start_run(model, train, valid, settings=settings, device=device, seed=seed, augment=augment)
     with torch.random.fork_rng(devices=_fork_devices(device)):
         torch.manual_seed(seed_torch)
-        epochs = progress_bar(range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False)
+        epochs = progress_bar(
+            range(1, settings.max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=False
+        )
         for epoch in epochs:
             t_epoch = time.perf_counter()
             loss, accuracy = _train_epoch(run, epoch)

@@ -303,7 +303,9 @@ class CRNN1D(nn.Module):
             bidirectional=bool(bidirectional),
         )
         self.pooling = _check_choice(pooling, _POOLINGS, field="pooling")
-        self.head = _head(hidden_size * (2 if bidirectional else 1), _check_positive(n_classes, field="n_classes"), dropout)
+        self.head = _head(
+            hidden_size * (2 if bidirectional else 1), _check_positive(n_classes, field="n_classes"), dropout
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x, ndim=3, size=self.input_shape[:1], name="CRNN1D")
@@ -409,7 +411,9 @@ class RNN(nn.Module):
             batch_first=True, bidirectional=bool(bidirectional), dropout=dropout if num_layers > 1 else 0.0,
         )
         self.pooling = _check_choice(pooling, _POOLINGS, field="pooling")
-        self.head = _head(hidden_size * (2 if bidirectional else 1), _check_positive(n_classes, field="n_classes"), dropout)
+        self.head = _head(
+            hidden_size * (2 if bidirectional else 1), _check_positive(n_classes, field="n_classes"), dropout
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_batch(x, ndim=3, size=self.input_shape[:1], name="RNN")
@@ -468,7 +472,9 @@ class TwoBranch(nn.Module):
         dropout = _check_dropout(dropout)
         self.head = nn.Sequential(
             nn.Dropout(dropout),
-            nn.Linear(self.harmonic.out_features + self.percussive.out_features, _check_positive(hidden, field="hidden")),
+            nn.Linear(
+                self.harmonic.out_features + self.percussive.out_features, _check_positive(hidden, field="hidden")
+            ),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, _check_positive(n_classes, field="n_classes")),
@@ -517,7 +523,9 @@ def net_hparams(name: str) -> dict[str, Any]:
     }
 
 
-def build_net(name: str, *, n_classes: int, input_shape: Sequence[int], params: dict[str, Any] | None = None) -> nn.Module:
+def build_net(
+    name: str, *, n_classes: int, input_shape: Sequence[int], params: dict[str, Any] | None = None
+) -> nn.Module:
     """Build network ``name`` with hyperparameters ``params`` (defaults for the rest).
 
     Parameters

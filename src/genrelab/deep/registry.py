@@ -82,7 +82,10 @@ DEEP_MODELS: dict[str, Factory] = {
 }
 """Factories ``(params, *, n_classes, input_shape, seed, device) -> estimator`` by name."""
 
-_LOADERS = {"genrelab.deep.TorchClassifier": TorchClassifier, "genrelab.deep.GaussianHMMClassifier": GaussianHMMClassifier}
+_LOADERS = {
+    "genrelab.deep.TorchClassifier": TorchClassifier,
+    "genrelab.deep.GaussianHMMClassifier": GaussianHMMClassifier,
+}
 
 
 def make_deep_model(

@@ -10,23 +10,23 @@ Importing this package does not import Essentia or TensorFlow: models run in a w
 subprocess unless ``isolate=False`` is asked for.
 """
 
-from genrelab.embeddings.essentia_models import (
-    POOLINGS,
-    EmbeddingExtractor,
-    EssentiaWorkerError,
-    GenreHead,
-    pool,
-)
 from genrelab.embeddings.catalog import (
     MODELS,
-    MissingModelError,
     EssentiaModelSpec,
+    MissingModelError,
     UnknownModelError,
     fetch,
     get_spec,
     list_models,
     model_path,
     models_command,
+)
+from genrelab.embeddings.essentia_models import (
+    POOLINGS,
+    EmbeddingExtractor,
+    EssentiaWorkerError,
+    GenreHead,
+    pool,
 )
 
 __all__ = [

@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 
+from genrelab.embeddings.catalog import EssentiaModelSpec, MissingModelError, get_spec, model_path
 from genrelab.embeddings.patching import make_patches, min_samples, patch_times
-from genrelab.embeddings.catalog import MissingModelError, EssentiaModelSpec, get_spec, model_path
 from genrelab.io import read_json
 
 __all__ = [
@@ -545,7 +545,9 @@ class EmbeddingExtractor(_EssentiaModel):
             raise error
         return np.split(np.concatenate(results), np.cumsum(counts)[:-1])
 
-    def embed_stream(self, clips: Iterable[tuple[Any, np.ndarray, int]]) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+    def embed_stream(
+        self, clips: Iterable[tuple[Any, np.ndarray, int]]
+    ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
         """Embed ``(key, y, sr)`` clips as they come, one clip per worker at a time.
 
         While the workers run the model, this process pulls (decodes) and resamples the next

@@ -232,7 +232,6 @@ def audit_markdown(table: pd.DataFrame, overrides: Sequence[str] = ()) -> str:
 def audit_command(argv: list[str]) -> int:
     """``genrelab audit-leakage``: one configuration under leaky and honest splits, and the gap."""
     from genrelab.cli import describe
-
     from genrelab.io import write_text
 
     p = argparse.ArgumentParser(prog="genrelab audit-leakage", description=describe(audit_command))

@@ -21,7 +21,14 @@ from genrelab.config import ConfigError
 from genrelab.experiments.dvc import DvcError, MetricFiles
 from genrelab.experiments.expshow import attach_details, collect_experiments, read_all_predictions
 from genrelab.experiments.plots import accuracy_vs_slice_png, ranking_png, track_accuracy_png
-from genrelab.experiments.recipes import check_recipe, list_recipes, load_recipe, queue_experiments, start_queue, wait_for
+from genrelab.experiments.recipes import (
+    check_recipe,
+    list_recipes,
+    load_recipe,
+    queue_experiments,
+    start_queue,
+    wait_for,
+)
 from genrelab.experiments.tables import distinct_configurations, markdown_table, rank_table, results_table
 
 __all__ = ["REPORT_FILES", "write_report", "report_command", "sweep_command"]

@@ -232,8 +232,13 @@ def rank_table(table: pd.DataFrame, predictions: Mapping[str, pd.DataFrame | Non
             if best_pred is None or pred is None:
                 continue
             try:
-                res = compare_predictions(best_pred, pred, names=(out.loc[best, "experiment"], out.loc[r, "experiment"]),
-                                          n_boot=n_boot, seed=seed)
+                res = compare_predictions(
+                    best_pred,
+                    pred,
+                    names=(out.loc[best, "experiment"], out.loc[r, "experiment"]),
+                    n_boot=n_boot,
+                    seed=seed,
+                )
             except CompareError as exc:
                 log.info("%s is not paired with %s: %s", out.loc[r, "experiment"], out.loc[best, "experiment"], exc)
                 continue
@@ -337,7 +342,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         table = rank_table(table)
     lines: list[str] = []
     others = []
-    for group, rows in table.groupby("group", sort=False):
+    for _group, rows in table.groupby("group", sort=False):
         keep = [h for h, (col, _) in MARKDOWN_COLUMNS.items()
                 if not (col in _SETUP and rows[col].astype(str).nunique() == 1)
                 and not (col in _OPTIONAL and not np.isfinite(pd.to_numeric(rows[col], errors="coerce")).any())]

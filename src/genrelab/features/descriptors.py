@@ -248,7 +248,9 @@ def _istft(stft: np.ndarray, n_fft: int, hop_length: int, length: int) -> np.nda
     return full[:, start:start + length]
 
 
-def hpss_waveforms(a: SliceAnalysis, n_fft: int, hop_length: int, *, kernel_size: int = 31) -> tuple[np.ndarray, np.ndarray]:
+def hpss_waveforms(
+    a: SliceAnalysis, n_fft: int, hop_length: int, *, kernel_size: int = 31
+) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic and percussive waveforms of each slice, as the Kaggle GTZAN tables computed them.
 
     ``librosa.decompose.hpss`` of the slice's STFT (margin 1, power 2), each part inverted with

@@ -17,8 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrelab.features.extractors import (KAGGLE_COLUMNS, ClassicFeatures, FeatureBatch, MelFeatures,
-                                          MFCCFeatures, _stats)
+from genrelab.features.extractors import (
+    KAGGLE_COLUMNS,
+    ClassicFeatures,
+    FeatureBatch,
+    MelFeatures,
+    MFCCFeatures,
+    _stats,
+)
 
 __all__ = ["reference_features", "REFERENCES"]
 

@@ -38,8 +38,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["NOVELTY_FOLDER", "UNLIKE", "FrameSummary", "NoveltyDetector", "NoveltyResult", "TooFewTracksError", "fit_novelty", "load_novelty",
-           "signal_warnings"]
+__all__ = [
+    "NOVELTY_FOLDER",
+    "UNLIKE",
+    "FrameSummary",
+    "NoveltyDetector",
+    "NoveltyResult",
+    "TooFewTracksError",
+    "fit_novelty",
+    "load_novelty",
+    "signal_warnings",
+]
 
 NOVELTY_FOLDER = "novelty"
 """Sub-folder of a bundle holding the detector."""
@@ -150,7 +159,8 @@ class NoveltyDetector:
     A slice is described by its feature vector ``X`` (and, where the features have frames,
     :class:`FrameSummary` of them), standardised and whitened with a Ledoit-Wolf shrunk
     covariance (principal components scaled to unit variance, at most :data:`MAX_COMPONENTS`
-    of them, so that a slice off the training data's correlations stands out); its novelty is the mean distance to its ``k`` nearest
+    of them, so that a slice off the training data's correlations stands out); its novelty is the mean distance to
+    its ``k`` nearest
     reference rows. A recording's novelty is the median over its slices, and it is flagged
     beyond ``threshold``: the ``quantile`` of the same median over held-out training tracks.
 

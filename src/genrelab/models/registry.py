@@ -21,7 +21,7 @@ from typing import Any
 
 from genrelab.config import from_mapping, require_choice
 from genrelab.models.classical import CLASSICAL_SETTINGS, build_sklearn, load_sklearn
-from genrelab.models.frames import FRAME_MODELS, HMMSettings, DeepSettings, build_frame_model, load_frame_model
+from genrelab.models.frames import FRAME_MODELS, DeepSettings, HMMSettings, build_frame_model, load_frame_model
 from genrelab.models.heads import EssentiaHeadSettings, build_head, load_head
 
 __all__ = ["ModelSpec", "MODELS", "register", "build_model", "load_model", "model_input", "model_pickles",

@@ -178,7 +178,9 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
     from genrelab.separation import SEPARATORS, SeparationParameterError, resolve_device
 
     if separator not in SEPARATORS:
-        raise SeparationParameterError(f"unknown separator {separator!r}; valid choices: {', '.join(sorted(SEPARATORS))}")
+        raise SeparationParameterError(
+            f"unknown separator {separator!r}; valid choices: {', '.join(sorted(SEPARATORS))}"
+        )
     cls = _separator_class(separator)
     settings = dict(settings or {})
     settings_json = canonical_json(settings)
@@ -382,7 +384,9 @@ def object_job(separator: Any, *, store: Store, sr: int, stems: Sequence[str] | 
     stems = tuple(available if stems is None else stems)
     unknown = [s for s in stems if s not in available]
     if unknown or not stems:
-        raise SeparationParameterError(f"stems {list(stems)} invalid for this separator; choose among {list(available)}")
+        raise SeparationParameterError(
+            f"stems {list(stems)} invalid for this separator; choose among {list(available)}"
+        )
     cls = type(separator)
     name = getattr(separator, "store_name", None) or cls.__name__.lower()
     has_repr = cls.__repr__ is not object.__repr__
