@@ -478,17 +478,29 @@ STAGE_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_8_a_stage_stopped_by_sigterm_leaves_no_temporary_file(tmp_path):
+def _block_sigterm() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+@pytest.mark.parametrize("inherited_mask", [False, True], ids=["plain", "sigterm-blocked-by-the-parent"])
+def test_8_a_stage_stopped_by_sigterm_leaves_no_temporary_file(tmp_path, inherited_mask):
     (tmp_path / "stage.py").write_text(STAGE_SCRIPT)
     (tmp_path / "params.yaml").write_text("{}\n")
     out = tmp_path / "out" / "stems.flac"
     proc = subprocess.Popen([sys.executable, "stage.py", "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+                            preexec_fn=_block_sigterm if inherited_mask else None)  # a mask survives exec
     try:
         assert proc.stdout.readline().strip() == "ready"
         assert list(out.parent.iterdir())  # the temporary file is there while the stage runs
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # say why: the signal masks of the stage that did not stop
+            status = Path(f"/proc/{proc.pid}/status")
+            sig = [x for x in status.read_text().splitlines() if x.startswith("Sig")] if status.exists() else []
+            raise AssertionError(f"the stage did not stop within 30 s of SIGTERM: {sig}") from None
+        assert rc == 128 + signal.SIGTERM
     finally:
         proc.kill()
     assert list(out.parent.iterdir()) == []

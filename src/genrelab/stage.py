@@ -51,9 +51,11 @@ def run_stage(main, description: str, configure) -> None:
     configure : callable
         ``configure(parser)`` adds the stage's path arguments.
     """
-    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-        if sig is not None:  # the default action would skip cleanup: temporaries would stay in outputs
-            signal.signal(sig, _exit_on_signal)
+    stops = [sig for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
+    for sig in stops:  # the default action would skip cleanup: temporaries would stay in outputs
+        signal.signal(sig, _exit_on_signal)
+    if hasattr(signal, "pthread_sigmask"):  # a mask inherited from the parent would keep them pending forever
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
     logging.basicConfig(level=os.environ.get("GENRELAB_LOG", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     parser = stage_parser(description)
