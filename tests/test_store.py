@@ -110,6 +110,17 @@ def test_version_bump_invalidates_only_its_transform(tracks, monkeypatch):
     assert (summary["computed"], summary["reused"]) == (0, 4)
 
 
+def test_features_output_does_not_depend_on_the_stores_warmth(tracks):
+    """A run that reuses every track writes the same files as the run that computed them (else DVC
+    would see a changed output and re-run train and evaluate for nothing)."""
+    tmp_path, index = tracks
+    mfcc = MFCCFeatures(n_mfcc=8, n_mels=32, n_fft=512)
+    assert _extract(tmp_path, index, mfcc, out="cold")["computed"] == 4
+    assert _extract(tmp_path, index, mfcc, out="warm")["reused"] == 4
+    for name in sorted(p.name for p in (tmp_path / "cold").iterdir()):
+        assert (tmp_path / "cold" / name).read_bytes() == (tmp_path / "warm" / name).read_bytes(), name
+
+
 def test_features_key_covers_the_variant_and_not_the_device(tracks):
     tmp_path, index = tracks
     store = Store(tmp_path / "store")

@@ -302,7 +302,10 @@ def extract_dataset(
     info = {"labels": labels, "feature_names": names, "sample_rate": sample_rate,
             "frames_shape": list(frames_shape) if frames_shape else None,
             "features": settings_dict(extractor), "variant": settings_dict(variant),
-            "slicing": settings_dict(slicing), "summary": summary}
+            # what this run computed or reused is left out: the output must not depend on the store's warmth
+            "slicing": settings_dict(slicing), "summary": {k: v for k, v in summary.items() if k not in counts}}
+    log.info("features (%s): %d computed, %d reused, %d skipped", job.transform, counts["computed"],
+             counts["reused"], len(skipped))
     from genrelab.io import atomic_dir
 
     skipped.sort(key=lambda s: s["track_id"])
