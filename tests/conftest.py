@@ -53,6 +53,17 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+@pytest.fixture
+def in_process_compute():
+    """Per-track maps (``genrelab.compute.map_tracks``) run in this process for the test's duration."""
+    from genrelab.compute import ComputeSettings, configure, default_settings
+
+    before = default_settings()
+    configure(ComputeSettings(workers=1))
+    yield
+    configure(before)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_store(tmp_path_factory):
     """Every test, and every command a test runs, writes the per-track store into a temporary

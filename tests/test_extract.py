@@ -15,15 +15,7 @@ from genrelab.variants import VariantSettings
 SR = 8000
 
 
-@pytest.fixture(autouse=True)
-def _in_this_process():
-    """Per-track maps run in this process here: the tests count calls and raise interrupts."""
-    from genrelab.compute import ComputeSettings, configure, default_settings
-
-    before = default_settings()
-    configure(ComputeSettings(workers=1))
-    yield
-    configure(before)
+pytestmark = pytest.mark.usefixtures("in_process_compute")  # the tests count calls and raise interrupts
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ __all__ = [
     "atomic_path",
     "atomic_dir",
     "write_json",
+    "json_plain",
     "read_json",
     "write_text",
     "write_audio",
@@ -502,22 +503,30 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_plain(o: Any) -> Any:
+    """``json.dumps``' ``default``: numpy scalars and arrays as plain numbers and lists, paths as strings.
+
+    Raises
+    ------
+    TypeError
+        For any other type (what ``json`` expects of a ``default``).
+    """
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot serialise {type(o).__name__} to JSON")
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically.
 
     numpy scalars and arrays are converted to plain Python numbers and lists.
     """
 
-    def default(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(f"cannot serialise {type(o).__name__} to JSON")
-
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=json_plain) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from genrelab.config import ConfigError, from_mapping
+from genrelab.io import json_plain
 
 __all__ = ["DEFAULT_DIR", "ENV_VAR", "NOT_IN_KEY", "StoreSettings", "StoreError", "StoreFullError", "Entry",
            "Store", "open_store", "store_dir", "store_key", "canonical_json", "key_settings", "store_command"]
@@ -103,15 +104,12 @@ def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no spaces; tuples, numpy scalars and paths made plain."""
 
     def plain(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
         if isinstance(o, (set, frozenset)):
             return sorted(o)
-        raise TypeError(f"cannot put {type(o).__name__} into a store key")
+        try:
+            return json_plain(o)
+        except TypeError:
+            raise TypeError(f"cannot put {type(o).__name__} into a store key") from None
 
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=plain)
 

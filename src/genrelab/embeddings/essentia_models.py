@@ -68,6 +68,20 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+
+def _gather(waits: list, error: BaseException | None = None) -> list:
+    """The answers of ``call_async`` waits, in order; every one is collected (no reply is left in a
+    worker's pipe) before the first :class:`EssentiaWorkerError` (or ``error``, raised first) is raised."""
+    results = []
+    for wait in waits:
+        try:
+            results.append(wait())
+        except EssentiaWorkerError as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return results
+
 class EssentiaWorkerError(RuntimeError):
     """Raised when Essentia fails to load or run a model (in the worker or in-process).
 
@@ -315,21 +329,14 @@ class _EssentiaModel:
         if k <= 1:
             return self._call(method, items)
         bounds = np.linspace(0, len(items), k + 1).round().astype(int)
-        waits, results, error = [], [], None
+        waits, error = [], None
         for backend, lo, hi in zip(self._backends, bounds[:-1], bounds[1:]):
             try:
                 waits.append(backend.call_async(method, items[lo:hi]))
             except EssentiaWorkerError as exc:
                 error = exc
                 break
-        for wait in waits:  # collect every answer, so that no reply is left in a pipe
-            try:
-                results.append(wait())
-            except EssentiaWorkerError as exc:
-                error = error or exc
-        if error is not None:
-            raise error
-        return [r for part in results for r in part]
+        return [r for part in _gather(waits, error) for r in part]
 
 
 # --------------------------------------------------------------------------------------
@@ -535,15 +542,7 @@ class EmbeddingExtractor(_EssentiaModel):
         k = min(len(self._backends), len(patches))
         bounds = np.linspace(0, len(patches), k + 1).round().astype(int)
         waits = [b.call_async("predict", patches[lo:hi]) for b, lo, hi in zip(self._backends, bounds[:-1], bounds[1:])]
-        results, error = [], None
-        for wait in waits:  # collect every answer, so that no reply is left in a pipe
-            try:
-                results.append(wait())
-            except EssentiaWorkerError as exc:
-                error = error or exc
-        if error is not None:
-            raise error
-        return np.split(np.concatenate(results), np.cumsum(counts)[:-1])
+        return np.split(np.concatenate(_gather(waits)), np.cumsum(counts)[:-1])
 
     def embed_stream(
         self, clips: Iterable[tuple[Any, np.ndarray, int]]

@@ -85,10 +85,16 @@ def track_feature_sets(y: np.ndarray, sr: int, *, extractors: Sequence, slicing:
         if hasattr(ex, "embed_track"):  # pretrained embeddings: the model's patches are the slices
             vector, starts = ex.embed_track(y, sr)
             out[name] = TrackFeatures(vector=vector, frames=None, starts_s=starts)
-    if not sliced:
-        for feats in out.values():
-            require_finite(feats.vector)
-        return out
+    if sliced:
+        out.update(_sliced_feature_sets(y, sr, sliced, slicing=slicing, batch_slices=batch_slices))
+    for feats in out.values():
+        require_finite(feats.vector, feats.frames)  # a NaN never reaches a feature set or a model
+    return {name: out[name] for name in names}
+
+
+def _sliced_feature_sets(y: np.ndarray, sr: int, sliced: list, *, slicing: SliceSettings,
+                         batch_slices: int) -> dict[str, TrackFeatures]:
+    """The features of the extractors that work on slices, from one analysis per batch of slices."""
     slices, starts = slice_signal(y, sr, slicing)  # (n_slices, n_channels, L)
     n_slices, n_ch, length = slices.shape
     vectors: dict[str, list] = {name: [] for name, _ in sliced}
@@ -104,14 +110,10 @@ def track_feature_sets(y: np.ndarray, sr: int, *, extractors: Sequence, slicing:
                 fr = batch.frames.reshape(len(part), n_ch, *batch.frames.shape[1:])
                 frames[name].append(fr[:, 0] if n_ch == 1 else fr)
         del analysis
-    for name, _ in sliced:
-        out[name] = TrackFeatures(
-            vector=np.concatenate(vectors[name]).astype(np.float32, copy=False),
-            frames=np.concatenate(frames[name]).astype(np.float32, copy=False) if frames[name] else None,
-            starts_s=starts)
-    for feats in out.values():
-        require_finite(feats.vector, feats.frames)  # a NaN never reaches a feature set or a model
-    return {name: out[name] for name in names}
+    return {name: TrackFeatures(
+        vector=np.concatenate(vectors[name]).astype(np.float32, copy=False),
+        frames=np.concatenate(frames[name]).astype(np.float32, copy=False) if frames[name] else None,
+        starts_s=starts) for name, _ in sliced}
 
 
 def file_feature_sets(path: str | os.PathLike, *, extractors: Sequence, slicing: SliceSettings, sample_rate: int,
