@@ -76,6 +76,11 @@ def pid(_: int) -> int:
     return os.getpid()
 
 
+def slow_pid(_: int) -> int:
+    time.sleep(0.05)
+    return os.getpid()
+
+
 def visible_gpus(_: int) -> str:
     return os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>")
 
@@ -84,6 +89,17 @@ def blas_threads(_: int) -> int:
     from threadpoolctl import threadpool_info
 
     return max(i["num_threads"] for i in threadpool_info())
+
+
+def page_faults(_: int) -> int:
+    """Minor page faults while making three 8 MB arrays (each page once if nothing is reused)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    arrays = [np.ones(2**21, np.float32) for _ in range(3)]
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    del arrays
+    return faults
 
 
 # -- fixtures -------------------------------------------------------------------------------------
@@ -123,6 +139,25 @@ def test_cluster_results_identical_to_in_process(two_workers):
 def test_workers_are_single_threaded(two_workers):
     assert set(collect(map_tracks(blas_threads, range(4), settings=two_workers, progress=False)).values()) == {1}
     assert set(collect(map_tracks(blas_threads, range(2), settings=IN_PROCESS, progress=False)).values()) == {1}
+
+
+def test_items_reuse_freed_memory_instead_of_faulting_it_in_again(two_workers):
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the C library is not glibc: its allocator is left as it is")
+    # a plain loop in a fresh interpreter: glibc hands the arrays back and faults them in again
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_cluster as t\n"
+            "print(sorted(t.page_faults(i) for i in range(10))[5])")
+    plain = int(subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True,
+                               text=True, check=True).stdout)
+    pages = 3 * 2**21 * 4 // os.sysconf("SC_PAGE_SIZE")
+    assert plain > pages // 10, f"the plain loop faulted {plain} pages per item: the check cannot tell"
+    for settings in (IN_PROCESS, two_workers):
+        faults = sorted(collect(map_tracks(page_faults, range(10), settings=settings, progress=False)).values())
+        assert faults[5] < pages // 100, f"{settings}: {faults} page faults per item (plain loop: {plain})"
 
 
 def test_bad_item_reported_once_and_not_retried(two_workers, tmp_path):
@@ -213,6 +248,23 @@ def test_auto_runs_small_cheap_maps_in_process():
     out = collect(map_tracks(pid, range(5), settings=ComputeSettings(), progress=False))
     assert set(out.values()) == {os.getpid()}
     assert not cluster.has_client(n_workers=cluster.local_cpus())
+
+
+def test_auto_keeps_working_here_while_the_cluster_starts(monkeypatch):
+    if cluster.local_cpus() < 2:
+        pytest.skip("auto mode never starts a cluster on one core")
+    monkeypatch.setattr(cluster, "CLUSTER_START_S", 0.0)  # any saving is worth a cluster
+    cluster.close_clients()
+    try:
+        out = collect(map_tracks(slow_pid, range(200), settings=ComputeSettings(), progress=False))
+        assert cluster.has_client(n_workers=cluster.local_cpus())
+    finally:
+        cluster.close_clients()
+    assert sorted(out) == list(range(200))
+    here = [i for i, p in out.items() if p == os.getpid()]
+    # the two timed items, then more while the cluster started; the rest on the workers
+    assert here[:3] == [0, 1, 2] and here == list(range(len(here))) and len(here) < 200, here
+    assert len(set(out.values()) - {os.getpid()}) == cluster.local_cpus()
 
 
 def test_auto_chunk_size():

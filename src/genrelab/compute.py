@@ -199,7 +199,7 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
         if settings.workers == 1 or gpus <= 1:
             yield from _serial(fn, items, start=0, chunk=chunk, batched=batched, bar=bar)
         else:
-            client = cluster.get_client(n_workers=0, gpus=gpus, preload=[cluster.module_of(fn)])
+            client = cluster.get_client(n_workers=0, gpus=gpus, preload=cluster.preload_modules(fn))
             yield from cluster.map_on_cluster(client, fn, cluster.chunk_items(items, chunk), batched=batched,
                                               resources=resources, progress=bar, desc=desc, check=False)
         return
@@ -231,9 +231,35 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
         chunk = cluster.auto_chunk_size(left, per_item, workers)
         log.info("%s: %d items of %.3g s each left: on %d local workers, %d per task (saves about %.0f s, "
                  "costs %.1f s)", desc or "map", left, per_item, workers, chunk, saving, cost)
-    client = cluster.get_client(n_workers=workers, preload=[cluster.module_of(fn)])
+        if not started:  # items go on here while the cluster starts
+            start = yield from _start_cluster_meanwhile(fn, items, start, workers=workers, bar=bar)
+            if start == len(items):
+                return
+            chunk = cluster.auto_chunk_size(len(items) - start, per_item, workers)
+    client = cluster.get_client(n_workers=workers, preload=cluster.preload_modules(fn))
     yield from cluster.map_on_cluster(client, fn, cluster.chunk_items(items[start:], chunk, start=start),
                                       batched=batched, resources=resources, progress=bar, desc=desc, check=False)
+
+
+def _start_cluster_meanwhile(fn, items: list, start: int, *, workers: int, bar):
+    """Start a local cluster in a thread and run items here, one by one, until it is up.
+
+    Starting a cluster (forking the workers, which import the task's libraries) takes seconds
+    during which this process would otherwise wait: a core's worth of items is done instead
+    (measured on 2 cores: see ``benchmarks/bench_features.py``). Returns the index of the first
+    item left; the generator yields the items done here.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from genrelab import cluster
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genrelab-cluster-start") as pool:
+        future = pool.submit(cluster.get_client, n_workers=workers, preload=cluster.preload_modules(fn))
+        while not future.done() and start < len(items):
+            yield from _serial(fn, items[: start + 1], start=start, chunk=1, batched=False, bar=bar)
+            start += 1
+        future.result()  # also when every item is done here: the cluster is kept for the next map
+    return start
 
 
 _CACHE: dict[Any, Any] = {}

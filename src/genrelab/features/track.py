@@ -22,6 +22,9 @@ from genrelab.features.slicing import SliceSettings, slice_signal
 
 __all__ = ["TrackFeatures", "track_feature_sets", "file_feature_sets"]
 
+WORKER_PRELOAD = ("librosa.filters", "librosa.core.pitch", "genrelab.io", "genrelab.features.descriptors")
+"""What the workers of a local cluster import before their first track (:func:`genrelab.cluster.preload_modules`)."""
+
 
 @dataclass
 class TrackFeatures:
