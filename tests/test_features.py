@@ -246,3 +246,42 @@ def test_classic_extraction_imports_neither_torch_nor_demucs():
             "bad = [m for m in ('torch', 'demucs', 'tensorflow', 'essentia') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rolloff_bins_are_those_of_the_float32_cumulative_sum():
+    from genrelab.features.descriptors import _rolloff_bins
+
+    rng = np.random.default_rng(3)
+    mag = (np.abs(rng.standard_normal((37, 1025))) ** 4).astype(np.float32)
+    mag[0] = 0.0  # silence: bin 0, as librosa
+    mag[1, :-1] = 0.0  # all the energy in the top bin
+    mag[2, 10:] = 0.0  # all of it at the bottom
+    mag[3:] = np.float32(0.1) * (1 + (mag[3:] > 1))  # float32 running sums round: the bin must be theirs
+    # float32 sums lose the tiny bins after a loud one: they cross at the last bin, exact sums near bin 950
+    mag[4] = 4e-8
+    mag[4, 0], mag[4, -1] = 1.0, 1 / 0.85 - 1 + 4e-6
+    total = np.cumsum(mag, axis=-1)
+    expected = np.argmax(total >= np.float32(0.85) * total[:, -1:], axis=-1)
+    got = _rolloff_bins(mag, np.float32(0.85))
+    np.testing.assert_array_equal(got, expected)
+    assert got[1] == 1024 and got[0] == 0 and got[4] == 1024
+
+
+@pytest.mark.parametrize("n_fft, n_mels, fmin, fmax", [(2048, 128, 0.0, None), (2048, 96, 50.0, 8000.0),
+                                                       (512, 128, 0.0, None)])  # the last has empty filters
+def test_mel_projection_over_the_filter_bands_equals_the_dense_product(n_fft, n_mels, fmin, fmax):
+    import warnings
+
+    from genrelab.features.analysis import mel_filters, mel_project
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # librosa: "Empty filters detected"
+        dense_bank = mel_filters(SR, n_fft, n_mels, fmin, fmax)
+    power = (np.abs(np.random.default_rng(4).standard_normal((3, 50, 1 + n_fft // 2))) ** 2).astype(np.float32)
+    dense = power.astype(np.float64) @ dense_bank.astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        banded = mel_project(power, SR, n_fft, n_mels, fmin, fmax)
+    assert banded.shape == (3, 50, n_mels) and banded.dtype == np.float32
+    np.testing.assert_allclose(banded, dense, rtol=1e-5, atol=1e-6 * dense.max())
+    assert np.array_equal(banded == 0, dense == 0)  # empty filters stay empty

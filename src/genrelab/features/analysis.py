@@ -13,7 +13,8 @@ center=True, pad_mode='reflect')`` does (a periodic Hann window of ``n_fft`` sam
 slice reflected by ``n_fft // 2`` samples at both ends). ``pad_mode='reflect'`` was librosa's
 default before 0.10 and is the framing of the Kaggle GTZAN feature tables. The STFT is
 computed in float64 like librosa's and stored as complex64: it equals ``librosa.stft`` bit for
-bit.
+bit. (A float32 STFT takes 0.65 of the time, but its rounding is relative to the loudest bin:
+log-mel bins 90 dB below it moved by up to 0.2 dB against librosa's.)
 
 Layout: arrays here are ``(n_slices, n_frames, n_bins)`` (frequency last, so that reductions
 over frequency and products with filter banks read contiguous memory); extractors transpose
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-__all__ = ["SliceAnalysis", "mel_filters", "window"]
+__all__ = ["MEL_GROUP", "SliceAnalysis", "mel_filters", "mel_project", "window"]
 
 
 @functools.lru_cache(maxsize=8)
@@ -46,6 +47,56 @@ def mel_filters(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | Non
 
     fb = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     return np.ascontiguousarray(fb.T)
+
+
+MEL_GROUP = 8
+"""Consecutive mel filters projected together by :func:`mel_project`."""
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_groups(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None) -> tuple:
+    """``(first, end, lo, hi, weights [shape=(hi - lo, end - first)])`` per group of filters:
+    bins ``lo:hi`` are those where some filter of the group is non-zero (``weights`` is None
+    when none is)."""
+    fb = mel_filters(sr, n_fft, n_mels, fmin, fmax)
+    groups = []
+    for first in range(0, n_mels, MEL_GROUP):
+        end = min(first + MEL_GROUP, n_mels)
+        bins = np.flatnonzero(fb[:, first:end].any(axis=1))
+        if bins.size == 0:
+            groups.append((first, end, 0, 0, None))
+            continue
+        lo, hi = int(bins[0]), int(bins[-1]) + 1
+        groups.append((first, end, lo, hi, np.ascontiguousarray(fb[lo:hi, first:end])))
+    return tuple(groups)
+
+
+def mel_project(power: np.ndarray, sr: int, n_fft: int, n_mels: int, fmin: float = 0.0,
+                fmax: float | None = None) -> np.ndarray:
+    """``power @ mel_filters(...)``, reading only the bins where each filter is non-zero.
+
+    A mel filter covers a few bins (its triangle), so the dense product with the
+    ``(1 + n_fft // 2, n_mels)`` filter bank multiplies mostly zeros: for 128 mels and
+    ``n_fft=2048`` the bands of groups of :data:`MEL_GROUP` filters hold 7 % of the bank, and
+    the projection takes 0.6 ms instead of 3.5 ms for a 30 s clip's ten 3 s slices (one
+    thread). Equal to the dense product up to float32 rounding (the sums run in another order).
+
+    Parameters
+    ----------
+    power : np.ndarray [shape=(..., 1 + n_fft // 2)], float32
+    sr, n_fft, n_mels, fmin, fmax
+        As :func:`mel_filters`.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., n_mels)], float32
+    """
+    flat = power.reshape(-1, power.shape[-1])
+    out = np.zeros((flat.shape[0], n_mels), dtype=np.float32)
+    for first, end, lo, hi, weights in _mel_groups(sr, n_fft, n_mels, float(fmin), fmax):
+        if weights is not None:
+            out[:, first:end] = flat[:, lo:hi] @ weights
+    return out.reshape(power.shape[:-1] + (n_mels,))
 
 
 class SliceAnalysis:
@@ -106,8 +157,8 @@ class SliceAnalysis:
         n_mels=n_mels, fmin=fmin, fmax=fmax, pad_mode='reflect')`` transposed.
         """
         key = ("mel", n_fft, hop_length, n_mels, float(fmin), fmax)
-        return self._cached(key, lambda: np.matmul(self.power(n_fft, hop_length),
-                                                   mel_filters(self.sr, n_fft, n_mels, float(fmin), fmax)))
+        return self._cached(key, lambda: mel_project(self.power(n_fft, hop_length), self.sr, n_fft, n_mels,
+                                                     float(fmin), fmax))
 
     def mel_db(self, n_fft: int, hop_length: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None,
                top_db: float | None = 80.0) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 import scipy.fft
 
@@ -125,12 +126,47 @@ def spectral_shape(a: SliceAnalysis, n_fft: int, hop_length: int) -> tuple[np.nd
 
 def rolloff(a: SliceAnalysis, n_fft: int, hop_length: int, *, roll_percent: float = 0.85) -> np.ndarray:
     """``librosa.feature.spectral_rolloff``: lowest frequency below which ``roll_percent`` of
-    each frame's magnitude lies. [shape=(n_slices, n_frames)], Hz."""
+    each frame's magnitude lies. [shape=(n_slices, n_frames)], Hz.
+
+    The same float32 running sums as librosa's ``np.cumsum`` (so the same bin on every frame),
+    without materialising them: :func:`_rolloff_bins`.
+    """
     mag = a.magnitude(n_fft, hop_length)
-    total = np.cumsum(mag, axis=-1)
-    threshold = np.float32(roll_percent) * total[..., -1:]
-    first = np.argmax(total >= threshold, axis=-1)
-    return _fft_frequencies(a.sr, n_fft)[first]
+    first = _rolloff_bins(mag.reshape(-1, mag.shape[-1]), np.float32(roll_percent))
+    return _fft_frequencies(a.sr, n_fft)[first.reshape(mag.shape[:-1])]
+
+
+_ROLLOFF_ROWS = 8  # frames summed side by side: independent float32 additions overlap in the CPU
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _rolloff_bins(mag, roll_percent):  # pragma: no cover - compiled
+    """First bin of each row of ``mag`` [shape=(rows, bins)], float32, where the running sum
+    reaches ``roll_percent`` times the row's total; both sums are float32 and taken bin after
+    bin, as ``np.cumsum`` does. [shape=(rows,)], int64. Magnitudes are non-negative, so the
+    running sums never decrease and the first bin at the threshold is the count of bins below it.
+
+    ``np.cumsum`` over the last axis runs one dependent addition after another (4.4 ms for a
+    30 s clip's ten 3 s slices); :data:`_ROLLOFF_ROWS` rows summed together in the same order
+    give the same sums several times faster.
+    """
+    rows, bins = mag.shape
+    out = np.zeros(rows, np.int64)
+    for r0 in range(0, rows, _ROLLOFF_ROWS):
+        r1 = min(rows, r0 + _ROLLOFF_ROWS)
+        total = np.zeros(_ROLLOFF_ROWS, np.float32)
+        for f in range(bins):
+            for r in range(r0, r1):
+                total[r - r0] += mag[r, f]
+        threshold = roll_percent * total
+        acc = np.zeros(_ROLLOFF_ROWS, np.float32)
+        below = np.zeros(_ROLLOFF_ROWS, np.int64)
+        for f in range(bins):
+            for r in range(r0, r1):
+                acc[r - r0] += mag[r, f]
+                below[r - r0] += acc[r - r0] < threshold[r - r0]
+        out[r0:r1] = below[:r1 - r0]  # the sums never decrease: bins below the threshold come first
+    return out
 
 
 def _frame_sums(v: np.ndarray, frame_length: int, hop_length: int, n_frames: int) -> np.ndarray:

@@ -68,7 +68,7 @@ class MFCCFeatures:
     coefficient's ``stats`` over time.
     """
 
-    VERSION: ClassVar[int] = 2  # 2: per-slice dB reference, reflect-padded frames
+    VERSION: ClassVar[int] = 3  # 2: per-slice dB reference, reflect-padded frames; 3: banded mel projection
     name: str = "mfcc"
     n_mfcc: int = 20
     n_mels: int = 128
@@ -113,7 +113,7 @@ class MelFeatures:
     ref=1.0, amin=1e-10, top_db=None)``.
     """
 
-    VERSION: ClassVar[int] = 2  # 2: reflect-padded frames
+    VERSION: ClassVar[int] = 3  # 2: reflect-padded frames; 3: banded mel projection
     name: str = "mel"
     n_mels: int = 96
     n_fft: int = 2048
@@ -174,7 +174,8 @@ class ClassicFeatures:
     See :mod:`~genrelab.features.descriptors` for each computation.
     """
 
-    VERSION: ClassVar[int] = 2  # 2: per-slice tuning/onsets, beat_track tempo, Kaggle framing and HPSS
+    VERSION: ClassVar[int] = 3  # 2: per-slice tuning/onsets, beat_track tempo, Kaggle framing and HPSS;
+    # 3: banded mel projection
     name: str = "classic"
     n_fft: int = 2048
     hop_length: int = 512

@@ -129,7 +129,10 @@ def _running_median_columns(x, src, out, k, c0, c1):  # pragma: no cover - compi
 
     ``src[j]`` is the row of ``x`` at position ``j`` of the reflect-extended axis (length
     ``n + k - 1``). Every column keeps its current window sorted in ``buf[1:k+1]``, with
-    -inf/+inf sentinels at both ends. One step removes ``old`` and inserts ``new`` without
+    -inf/+inf sentinels at both ends. The first window is sorted by inserting its samples into
+    a buffer of +inf, with the same branch-free update (an insertion sort per column with
+    branches took a third of the time when the filtered axis is short, e.g. 130 frames
+    along time). One step removes ``old`` and inserts ``new`` without
     branches: when ``new >= old`` the entries from ``old``'s place on become
     ``min(b[i+1], max(b[i], new))`` (shift down until ``new`` fits), otherwise those up to it
     become ``max(b[i-1], min(b[i], new))``; all others stay. That is the same arithmetic for
@@ -138,20 +141,19 @@ def _running_median_columns(x, src, out, k, c0, c1):  # pragma: no cover - compi
     """
     n = out.shape[0]
     width = c1 - c0
-    buf = np.empty((k + 2, width), x.dtype)
-    nxt = np.empty((k + 2, width), x.dtype)
-    for c in range(width):  # insertion sort of the first window of each column
-        for j in range(k):
-            v = x[src[j], c0 + c]
-            i = j
-            while i >= 1 and buf[i, c] > v:
-                buf[i + 1, c] = buf[i, c]
-                i -= 1
-            buf[i + 1, c] = v
-        buf[0, c] = -np.inf
-        buf[k + 1, c] = np.inf
-        nxt[0, c] = -np.inf
-        nxt[k + 1, c] = np.inf
+    buf = np.full((k + 2, width), np.inf, x.dtype)
+    nxt = np.full((k + 2, width), np.inf, x.dtype)
+    buf[0] = -np.inf
+    nxt[0] = -np.inf
+    for j in range(k):  # the first window: insert its samples one by one, all columns at once
+        v = x[src[j], c0:c1]
+        for i in range(1, j + 2):  # entries 1..j hold the sorted samples so far, then +inf
+            below = buf[i - 1]
+            here = buf[i]
+            dst = nxt[i]
+            for c in range(width):
+                dst[c] = max(below[c], min(here[c], v[c]))
+        buf, nxt = nxt, buf
     rank = k // 2 + 1
     for c in range(width):
         out[0, c0 + c] = buf[rank, c]
