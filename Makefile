@@ -22,9 +22,11 @@ repro: setup
 	dvc repro
 	dvc metrics show
 
+# one pytest worker per core (pytest-xdist); each test file stays on one worker, so that its
+# module fixtures (a tiny repository run once, a queued sweep) are built once
 test: setup
 	$(BIN)/ruff check src stages tests benchmarks
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"

@@ -161,49 +161,6 @@ def test_kfold_over_all_folds_in_one_experiment(tiny_repo):
     assert preds[0].startswith("track_id,fold,actual,predicted") and len(preds) == 25
 
 
-def test_queued_grid_runs_and_is_listed(tiny_repo):
-    # only this grid in the listing, whatever ran before in this repository (the glance line shows
-    # what varies: an earlier k-fold experiment would add its split columns)
-    run(["git", "checkout", "--", "."], tiny_repo)
-    _dvc(tiny_repo, "exp", "remove", "--all-commits")
-    _dvc(tiny_repo, "exp", "run", "--queue", "-S", "model=logreg,rf", "-S", "slicing.length_s=2,3")
-    _dvc(tiny_repo, "queue", "start", "-j", "1")
-    _wait_queue(tiny_repo)
-    shown = json.loads(_dvc(tiny_repo, "exp", "show", "--json").stdout)
-    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
-    done = [e for e in exps if e["revs"][0]["data"].get("metrics")]
-    assert len(done) >= 4, json.dumps(shown)[:2000]
-    diff = _dvc(tiny_repo, "metrics", "diff", "--json", "HEAD", done[0]["revs"][0]["rev"]).stdout
-    assert "metrics/eval.json" in diff
-    # the README's line that shows a sweep at a glance fits 120 columns, nothing collapsed
-    glance = _readme_glance_line()
-    shown = subprocess.run(["bash", "-c", f"{BIN}/{glance} --no-pager"], cwd=tiny_repo, capture_output=True,
-                           text=True, env={**_env(), "COLUMNS": "200"}, timeout=300).stdout
-    lines = [line.rstrip() for line in shown.splitlines() if line.strip()]
-    assert max(len(line) for line in lines) <= 120, shown
-    assert "…" not in shown and "model.name" in shown and "slicing.length_s" in shown and "acc_lo" in shown, shown
-
-
-def _readme_glance_line() -> str:
-    """The `dvc exp show ...` command the README gives for a sweep at a glance (one logical line)."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("dvc exp show --only-changed")]
-    assert lines, "README.md lost its `dvc exp show --only-changed ...` line"
-    return " ".join(lines[0].split("#")[0].split())
-
-
-def _wait_queue(repo: Path, timeout: float = 600) -> None:
-    import time
-
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        status = _dvc(repo, "queue", "status").stdout
-        if "Running" not in status and "Queued" not in status:
-            return
-        time.sleep(3)
-    raise AssertionError(f"queue did not finish in {timeout} s:\n{status}")
-
-
 def _entries(transform: str) -> int:
     root = _STORE["dir"] / transform
     return sum(1 for meta in root.glob("*/*/meta.json")) if root.is_dir() else 0
@@ -343,14 +300,16 @@ def test_changing_the_split_or_seed_extracts_no_feature(tiny_repo):
 
 
 def test_removing_the_store_changes_no_result(tiny_repo):
-    """The store is a cache: without it `dvc repro -f` recomputes everything, bit for bit."""
+    """The store is a cache: without it the stages that read it (separate, features) recompute
+    everything, bit for bit (the stages after them read only these outputs)."""
     _dvc(tiny_repo, "exp", "run", "-S", "variant=hpss_percussive")
-    before = {p: (tiny_repo / p).read_bytes() for p in ("metrics/eval.json", "data/features/X.npy",
-                                                         "data/features/S.npy", "data/separated.csv")}
+    outputs = ("data/features/X.npy", "data/features/S.npy", "data/features/info.json", "data/separated.csv")
+    before = {p: (tiny_repo / p).read_bytes() for p in outputs}
     shutil.rmtree(_STORE["dir"])
-    _dvc(tiny_repo, "repro", "-f")
+    _dvc(tiny_repo, "repro", "--force", "--single-item", "separate", "features")
     sep = json.loads((tiny_repo / "metrics/details/separation.json").read_text())
-    assert sep["computed"] == 24 and sep["reused"] == 0
+    feats = json.loads((tiny_repo / "metrics/details/features.json").read_text())
+    assert (sep["computed"], sep["reused"]) == (24, 0) and (feats["computed"], feats["reused"]) == (24, 0)
     for path, data in before.items():
         assert (tiny_repo / path).read_bytes() == data, path
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BIN, ROOT, copy_repository, run_in
+from conftest import BIN, ROOT, copy_repository, repo_env, run_in
 
 from genrelab.experiments.dvc import MetricFiles, explain_dvc_error
 from genrelab.experiments.expshow import Experiment, parse_exp_show
@@ -448,6 +448,32 @@ def test_compare_two_experiments_of_the_sweep(swept_repo):
     names = [e["name"] for e in shown[1]["experiments"]]
     proc = _run([str(BIN / "genrelab"), "compare", names[0], names[1]], swept_repo)
     assert "McNemar exact (binomial) p = " in proc.stdout and "difference B - A" in proc.stdout
+
+
+def _readme_glance_line() -> str:
+    """The `dvc exp show ...` command the README gives for a sweep at a glance (one logical line)."""
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("dvc exp show --only-changed")]
+    assert lines, "README.md lost its `dvc exp show --only-changed ...` line"
+    return " ".join(lines[0].split("#")[0].split())
+
+
+@pytest.mark.slow
+def test_the_readmes_glance_line_shows_the_sweep_within_120_columns(swept_repo):
+    """The sweep's experiments are listed with their metrics, `dvc metrics diff` reads them, and
+    the README's one line for a sweep at a glance fits 120 columns with nothing collapsed."""
+    shown = json.loads(_run([str(BIN / "dvc"), "exp", "show", "--json"], swept_repo).stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    done = [e for e in exps if e["revs"][0]["data"].get("metrics")]
+    assert len(done) == 4, json.dumps(shown)[:2000]
+    diff = _run([str(BIN / "dvc"), "metrics", "diff", "--json", "HEAD", done[0]["revs"][0]["rev"]], swept_repo).stdout
+    assert "metrics/eval.json" in diff
+    glance = subprocess.run(["bash", "-c", f"{BIN}/{_readme_glance_line()} --no-pager"], cwd=swept_repo,
+                            capture_output=True, text=True, env=repo_env(COLUMNS="200"), timeout=300)
+    lines = [line.rstrip() for line in glance.stdout.splitlines() if line.strip()]
+    assert lines and max(len(line) for line in lines) <= 120, glance.stdout + glance.stderr
+    assert "…" not in glance.stdout and "model.name" in glance.stdout and "slicing.length_s" in glance.stdout
+    assert "acc_lo" in glance.stdout, glance.stdout
 
 
 # -- the leakage audit -----------------------------------------------------------------------------
