@@ -1,6 +1,7 @@
 """McNemar's test on paired track predictions, and reading predictions at git revisions."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 from math import comb
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 from genrelab.experiments.compare import (
     CompareError,
@@ -166,6 +168,7 @@ def _git(repo: Path, *args: str) -> str:
 def repo(tmp_path) -> Path:
     """A git repository with two commits of predictions; the second is also an 'experiment' ref."""
     _git(tmp_path, "init", "-q", "-b", "main")
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")  # where the stages write their files
     path = tmp_path / "plots/predictions.csv"
     path.parent.mkdir()
     path.write_text(_predictions(np.array([1, 1, 1, 0, 0, 1, 1, 1], dtype=bool)).to_csv(index=False))
@@ -192,8 +195,8 @@ def test_resolve_rev_accepts_git_revisions_experiment_names_and_workspace(repo):
 
 def test_read_predictions_at_a_revision(repo):
     exp = resolve_rev("tawny-ruse", repo=repo)
-    at_exp = read_predictions(exp, repo=repo)
-    at_head = read_predictions("HEAD", repo=repo)
+    at_exp = read_predictions(exp, repo=repo, path="plots/predictions.csv")
+    at_head = read_predictions("HEAD", repo=repo, path="plots/predictions.csv")
     assert list(at_exp["track_id"]) == list(at_head["track_id"])
     assert (at_exp["predicted"] == at_exp["actual"]).sum() == 6
     with pytest.raises(CompareError, match="not in commit"):
@@ -207,6 +210,16 @@ def test_compare_command_prints_difference_and_p_value(repo, capsys):
     assert "difference B - A: +0.0 points" in out and "paired bootstrap 95% CI [" in out
     assert "A right & B wrong = 2, A wrong & B right = 2" in out
     assert "p = 1" in out
+
+
+def test_compare_reads_the_predictions_where_dvc_yaml_says_they_are(repo, capsys):
+    dvc_yaml = repo / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("--tracks plots/predictions.csv", "--tracks plots/moved.csv"))
+    assert compare_command(["HEAD", "tawny-ruse", "--repo", str(repo)]) == 2
+    assert "plots/moved.csv" in capsys.readouterr().err  # not in those commits: the path came from dvc.yaml
+    dvc_yaml.unlink()
+    assert compare_command(["HEAD", "tawny-ruse", "--repo", str(repo)]) == 2
+    assert "dvc.yaml: cannot read its stages" in capsys.readouterr().err
 
 
 def test_compare_command_refuses_mismatched_tracks_with_exit_2(repo, capsys):

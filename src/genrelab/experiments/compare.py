@@ -9,9 +9,10 @@ How much better is the accuracy difference with a paired bootstrap 95% interval
 (:func:`paired_difference_ci`: the same resampled tracks for both); over a table of
 comparisons the p-values are corrected with Holm's step-down method (:func:`holm`).
 
-Each experiment's track predictions are ``plots/predictions.csv`` of its git commit (the file
-is tracked by git, ``cache: false``), read with ``git show <rev>:plots/predictions.csv``; an
-experiment is named by its DVC name (``tawny-ruse``), any git revision, or ``workspace``.
+Each experiment's track predictions are the ``evaluate`` stage's ``--tracks`` file of its git
+commit, at the path ``dvc.yaml`` gives (:class:`~genrelab.experiments.dvc.MetricFiles`;
+``plots/predictions.csv``, tracked by git, ``cache: false``), read with ``git show <rev>:<path>``;
+an experiment is named by its DVC name (``tawny-ruse``), any git revision, or ``workspace``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ __all__ = [
     "compare_command",
 ]
 
-PREDICTIONS = "plots/predictions.csv"
 REQUIRED = ("track_id", "actual", "predicted", "predicted_vote")
 LEVELS = {"mean": "predicted", "vote": "predicted_vote"}
 """Track-level prediction -> its column: argmax of the mean probability, or majority vote."""
@@ -340,18 +340,19 @@ def read_at_rev(path: str, rev: str, *, repo: str | os.PathLike = ".") -> str:
     return proc.stdout
 
 
-def read_predictions(rev: str, *, repo: str | os.PathLike = ".", path: str = PREDICTIONS) -> pd.DataFrame:
-    """Track-level predictions of the experiment at ``rev`` (see :func:`read_at_rev`)."""
+def read_predictions(rev: str, *, path: str, repo: str | os.PathLike = ".") -> pd.DataFrame:
+    """Track-level predictions of the experiment at ``rev``: its file ``path`` (the evaluate stage's
+    ``--tracks``, see :func:`read_at_rev`)."""
     return pd.read_csv(io.StringIO(read_at_rev(path, rev, repo=repo)), dtype={"track_id": str})
 
 
-def _eval_info(rev: str, repo: str | os.PathLike) -> tuple[bool, int]:
+def _eval_info(rev: str, repo: str | os.PathLike, eval_path: str) -> tuple[bool, int]:
     """(leaky, number of seeds) of the experiment at ``rev``, as far as its files tell."""
     import yaml
 
     leaky, seeds = False, 1
     try:
-        leaky = "leaky" in json.loads(read_at_rev("metrics/eval.json", rev, repo=repo))
+        leaky = "leaky" in json.loads(read_at_rev(eval_path, rev, repo=repo))
     except (CompareError, json.JSONDecodeError):
         pass
     try:
@@ -389,23 +390,29 @@ def compare_command(argv: list[str]) -> int:
     p.add_argument("b", help="experiment name, git revision, or 'workspace'")
     p.add_argument("--level", choices=sorted(LEVELS), default="mean",
                    help="track prediction: mean probability (default) or majority vote")
-    p.add_argument("--path", default=PREDICTIONS, help="track predictions file inside each revision")
+    p.add_argument("--path", default=None,
+                   help="track predictions file inside each revision (default: the evaluate stage's --tracks in "
+                        "dvc.yaml)")
     p.add_argument("--repo", default=".", help="repository root")
     args = p.parse_args(argv)
+    from genrelab.experiments.dvc import DvcError, MetricFiles
+
     try:
+        files = MetricFiles.from_dvc_yaml(args.repo)
+        path = args.path or files.predictions
         revs = [resolve_rev(r, repo=args.repo) for r in (args.a, args.b)]
-        tables = [read_predictions(r, repo=args.repo, path=args.path) for r in revs]
+        tables = [read_predictions(r, repo=args.repo, path=path) for r in revs]
         names = tuple(f"{n} ({r[:7]})" if r != "workspace" else n for n, r in zip((args.a, args.b), revs))
         result = compare_predictions(*tables, level=args.level, names=names)  # type: ignore[arg-type]
-    except CompareError as exc:
+    except (CompareError, DvcError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(format_result(result, names, level=args.level))  # type: ignore[arg-type]
     for n, r in zip(names, revs):
-        leaky, seeds = _eval_info(r, args.repo)
+        leaky, seeds = _eval_info(r, args.repo, files.eval)
         if leaky:
             print(f"  note: {n} used a LEAKY split; its accuracy is inflated")
         if seeds > 1:
-            print(f"  note: {n} trained {seeds} seeds; {args.path} holds the first seed's predictions, "
-                  "so its accuracy here can differ from metrics/eval.json (the mean over seeds)")
+            print(f"  note: {n} trained {seeds} seeds; {path} holds the first seed's predictions, "
+                  f"so its accuracy here can differ from {files.eval} (the mean over seeds)")
     return 0
