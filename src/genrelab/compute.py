@@ -209,6 +209,8 @@ def _dispatch(fn, items: list, settings: ComputeSettings, *, desc: str, bar, res
         return
     start = 0
     if settings.workers == 0 and not batched:
+        if len(items) >= EARLY_FORKSERVER_ITEMS and not cluster.has_client(n_workers=workers):
+            cluster.start_forkserver(cluster.preload_modules(fn))  # warms up beside the timed items
         times = []
         for index in range(min(2, len(items))):
             t0 = time.perf_counter()
@@ -261,6 +263,10 @@ def _start_cluster_meanwhile(fn, items: list, start: int, *, workers: int, bar):
         future.result()  # also when every item is done here: the cluster is kept for the next map
     return start
 
+
+EARLY_FORKSERVER_ITEMS = 32
+"""Maps of at least this many items start the workers' forkserver before timing their first
+items (:func:`genrelab.cluster.start_forkserver`), in case they end on a local cluster."""
 
 _CACHE: dict[Any, Any] = {}
 _CACHE_SIZE = 4
