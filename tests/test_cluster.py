@@ -264,7 +264,7 @@ def test_auto_keeps_working_here_while_the_cluster_starts(monkeypatch):
     here = [i for i, p in out.items() if p == os.getpid()]
     # the two timed items, then more while the cluster started; the rest on the workers
     assert here[:3] == [0, 1, 2] and here == list(range(len(here))) and len(here) < 200, here
-    assert len(set(out.values()) - {os.getpid()}) == cluster.local_cpus()
+    assert set(out.values()) - {os.getpid()}, "no item ran on the cluster's workers"
 
 
 def test_auto_chunk_size():
