@@ -428,3 +428,12 @@ def test_features_stage_survives_a_killed_worker(two_workers, tmp_path):
     again = features_stage(tmp_path, index, killer, IN_PROCESS, "there")
     assert (again["computed"], again["reused"]) == (0, 6)
     same_set(tmp_path / "here", tmp_path / "there")
+
+
+def test_the_features_stages_workers_start_warm():
+    """Local workers import the libraries the features stage's map function loads lazily."""
+    import functools
+
+    from genrelab.features.extract import features_track
+
+    assert "librosa.filters" in cluster.preload_modules(functools.partial(features_track, job=None))

@@ -133,13 +133,11 @@ def single_threaded() -> Iterator[None]:
 
     OpenMP covers torch's CPU kernels too; numba's threads are capped by
     ``NUMBA_NUM_THREADS`` in the environment of workers (librosa does not use them in
-    parallel). Entering costs about a millisecond.
+    parallel). Entering costs about 15 microseconds (:func:`_thread_pools`).
     """
-    from threadpoolctl import threadpool_limits
-
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=1):
+    with _thread_pools().limit(limits=1):
         if torch is not None:
             torch.set_num_threads(1)
         try:
@@ -147,6 +145,24 @@ def single_threaded() -> Iterator[None]:
         finally:
             if torch is not None:
                 torch.set_num_threads(torch_threads)
+
+
+_POOLS: tuple[int, Any] | None = None
+
+
+def _thread_pools():
+    """threadpoolctl's controller of the thread pools of the libraries loaded so far.
+
+    Finding them walks every loaded shared library (2 ms, which ``threadpool_limits`` paid on
+    each call, i.e. for every item that runs in this process); the controller is kept and found
+    again only when modules were imported since.
+    """
+    global _POOLS
+    if _POOLS is None or _POOLS[0] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+
+        _POOLS = (len(sys.modules), ThreadpoolController())
+    return _POOLS[1]
 
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
@@ -163,12 +179,13 @@ def keep_freed_memory() -> bool:
     Per-track work allocates and frees arrays of megabytes per item (a 30 s clip's STFT is
     10 MB). glibc serves such arrays by ``mmap`` and unmaps them when freed, or trims the top
     of its heap as soon as 128 kB are free there, so every item page-faults its arrays in
-    again: a quarter of the CPU time of the features (measured on the classic + mel + mfcc
-    sets of a 30 s clip, one thread: 0.101 s with glibc's defaults, 0.080 s with these
-    settings; ``benchmarks/bench_features.py``). Here, arrays up to
+    again: 6,800 minor page faults per 30 s clip for the classic + mel + mfcc sets, a fifth of
+    their CPU time (one thread over the shared GTZAN clips: 0.101 s per clip with glibc's
+    defaults, 0.080 s with these settings). Here, arrays up to
     :data:`ALLOCATOR_MMAP_THRESHOLD` come from the heap and up to
     :data:`ALLOCATOR_TRIM_THRESHOLD` of free heap is kept, so the next item reuses the pages.
-    The peak memory of a process does not grow (freed memory is reused, not added to).
+    The peak memory does not grow (``benchmarks/bench_features_memory.py``: 230 and 234 MB for
+    100 and 1000 tracks, 230 and 232 MB without these settings).
 
     Called once per process by :func:`run_chunk`, so it applies wherever items run (this
     process or a worker). A no-op, returning ``False``, where the C library is not glibc.

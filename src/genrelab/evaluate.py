@@ -325,12 +325,6 @@ def confusion_png(actual: list[str] | np.ndarray, predicted: list[str] | np.ndar
     plt.close(fig)
 
 
-def _read_split_table(split_table) -> pd.DataFrame | None:
-    if split_table is None or isinstance(split_table, pd.DataFrame):
-        return split_table
-    return pd.read_csv(split_table, dtype={"track_id": str, "artist": str, "group": str}, keep_default_na=False)
-
-
 def _scored(outputs: list[tuple[np.ndarray, np.ndarray]], fs) -> dict:
     """The ensemble of some members' outputs on ``fs``, with what :func:`evaluate` needs."""
     from genrelab.models.bundle import combine_members
@@ -381,10 +375,10 @@ def evaluate_bundle(bundle: Bundle, features_dir: str | Path, *, split: str = "t
         The ensemble's predictions (with a ``fold`` column for a ``fold=all`` bundle).
     """
     from genrelab.features import load_split_sets
-    from genrelab.splits import fold_roles
+    from genrelab.splits import fold_roles, read_split_table
 
     EvaluateSettings(split=split)
-    table = _read_split_table(split_table)
+    table = None if split_table is None else read_split_table(split_table)
     folds = bundle.folds
     if table is None:  # the features stage's set holds every track: the table says which are tested
         raise ConfigError("evaluate: needs the split table (--split data/split.csv) to pick the test tracks")

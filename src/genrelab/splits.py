@@ -36,8 +36,10 @@ Methods (``split.method``):
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,7 +48,7 @@ from genrelab.config import ConfigError
 
 __all__ = ["SplitSettings", "SPLITS", "GROUP_UNITS", "SPLIT_COLUMNS", "ALL_FOLDS", "SplitLeakError", "artist_key",
            "track_groups", "make_split", "check_groups", "fold_roles", "split_folds", "split_summary",
-           "assign_slices", "LEAKY_POOL"]
+           "assign_slices", "LEAKY_POOL", "read_split_table"]
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +190,26 @@ def _kfold(index: pd.DataFrame, groups: pd.Series, n_folds: int, seed: int) -> n
     for k, (_, test_idx) in enumerate(skf.split(np.zeros(len(index)), index["genre"], groups)):
         fold_of[test_idx] = k
     return fold_of
+
+
+def read_split_table(split_table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+    """The split stage's table (``split.csv``), or the frame itself when given one.
+
+    Identifiers (``track_id``, ``artist``, ``group``) and ``split`` are read as text, with no
+    value turned into NaN.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming the stage that writes it.
+    """
+    if isinstance(split_table, pd.DataFrame):
+        return split_table
+    path = Path(split_table)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split table not found; run the 'split' stage (dvc repro split)")
+    return pd.read_csv(path, dtype={"track_id": str, "artist": str, "group": str, "split": str},
+                       keep_default_na=False)
 
 
 def fold_roles(fold_of: np.ndarray, fold: int, n_folds: int) -> np.ndarray:

@@ -151,11 +151,12 @@ def _check_transform(transform: str) -> str:
 
 
 def _sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _entry_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
 def _is_full(exc: BaseException) -> bool:
@@ -423,15 +424,12 @@ class Store:
         """Size of the store: ``{'root', 'bytes', 'transforms': {name: {'entries', 'bytes'}}, 'temporary'}``."""
         out: dict[str, Any] = {"root": str(self.root), "bytes": 0, "transforms": {}, "temporary": 0}
         for t, _, folder in self.entries():
-            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            size = _entry_bytes(folder)
             row = out["transforms"].setdefault(t, {"entries": 0, "bytes": 0})
             row["entries"] += 1
             row["bytes"] += size
             out["bytes"] += size
-        out["temporary"] = sum(1 for _ in self._temporaries()) if self.root.is_dir() else 0
-        digests = self.root / DIGESTS
-        if digests.is_dir():
-            out["digests"] = sum(1 for _ in digests.glob("*/*"))
+        out["temporary"] = sum(1 for _ in self._temporaries())
         return out
 
     def verify(self, *, transform: str | None = None, remove: bool = False) -> list[tuple[str, str, str]]:
@@ -475,11 +473,11 @@ class Store:
                         continue
                 except OSError:
                     pass  # no meta.json: a broken entry, remove it
-            size += sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            size += _entry_bytes(folder)
             n += 1
             self._discard(folder)
         now = time.time()
-        for tmp in list(self._temporaries()) if self.root.is_dir() else []:
+        for tmp in list(self._temporaries()):
             with contextlib.suppress(OSError):
                 if now - tmp.stat().st_mtime > _STALE_TMP_S:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -574,7 +572,7 @@ def store_command(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}")
         return 2
     if args.action == "info":
-        info = store.info() if store.root.is_dir() else {"bytes": 0, "transforms": {}, "temporary": 0}
+        info = store.info()
         print(f"store: {store.root}{'' if store.root.is_dir() else ' (does not exist yet)'}")
         print(f"size:  {_size(info['bytes'])} in {sum(r['entries'] for r in info['transforms'].values())} entries")
         for t, row in sorted(info["transforms"].items()):

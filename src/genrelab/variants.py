@@ -16,7 +16,6 @@ re-runs separation.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -279,13 +278,6 @@ def load_variant(track: pd.Series | dict, variant: VariantSettings, *, dataset_d
     return mix_channels(variant, stem)
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_separator(name: str, settings_json: str):
-    from genrelab.separation import make_separator
-
-    return make_separator(name, **json.loads(settings_json))
-
-
 def make_variant_separator(variant: VariantSettings, separation: dict[str, Any] | None):
     """The separator a variant needs, built from the ``separation`` section (cached).
 
@@ -314,8 +306,10 @@ def make_variant_separator(variant: VariantSettings, separation: dict[str, Any] 
             f"variant {variant.name!r} reads the generator's true stems (separator: oracle), which exist only for "
             "the synthetic dataset; a model trained on it cannot classify new audio. Train on a variant with "
             "separator none, hpss or demucs (e.g. dvc exp run -S variant=normal)")
+    from genrelab.separation import cached_separator
+
     settings = dict((separation or {}).get(variant.separator) or {})
-    return _cached_separator(variant.separator, json.dumps(settings, sort_keys=True, default=str))
+    return cached_separator(variant.separator, json.dumps(settings, sort_keys=True, default=str))
 
 
 def variant_audio(y: np.ndarray, sr: int, variant: VariantSettings, *, separator=None) -> np.ndarray:

@@ -42,7 +42,6 @@ from genrelab.features.sets import (
     FeatureSet,
     FeatureWriter,
     RowSubset,
-    concat_feature_sets,
     join_split,
     load_feature_split,
     load_split_sets,
@@ -55,6 +54,6 @@ __all__ = [
     "EMBEDDING_MODELS", "FEATURES", "KAGGLE_COLUMNS", "STATS", "ClassicFeatures", "EmbeddingFeatures", "FeatureBatch",
     "FeatureSet", "MFCCFeatures", "MelFeatures", "SliceSettings", "TableFeatures", "TrackFeatures", "extract_dataset",
     "load_feature_split", "make_extractor", "settings_dict", "slice_signal", "track_features", "FeatureWriter",
-    "RowSubset", "FeaturesJob", "features_job", "track_entry", "concat_feature_sets", "join_split", "load_split_sets",
+    "RowSubset", "FeaturesJob", "features_job", "track_entry", "join_split", "load_split_sets",
     "write_feature_set", "file_feature_sets", "track_feature_sets",
 ]

@@ -26,6 +26,7 @@ from genrelab.config import ConfigError
 from genrelab.features.extractors import settings_dict
 from genrelab.features.sets import FeatureWriter
 from genrelab.features.slicing import SliceSettings
+from genrelab.features.track import WORKER_PRELOAD as _TRACK_PRELOAD
 from genrelab.features.track import TrackFeatures, track_feature_sets
 from genrelab.store import (
     Entry,
@@ -39,6 +40,10 @@ from genrelab.store import (
 __all__ = ["extract_dataset", "FeaturesJob", "features_job", "track_entry", "TrackFeatures", "track_features"]
 
 log = logging.getLogger(__name__)
+
+WORKER_PRELOAD = _TRACK_PRELOAD
+"""What local workers import before their first track: this module's map function
+(:func:`features_track`) runs :mod:`~genrelab.features.track` (:func:`genrelab.cluster.preload_modules`)."""
 
 
 @dataclass(frozen=True)

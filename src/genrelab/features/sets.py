@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["FeatureSet", "FeatureWriter", "RowSubset", "load_feature_split", "load_split_sets", "join_split",
-           "concat_feature_sets", "write_feature_set", "META_COLUMNS"]
+           "write_feature_set", "META_COLUMNS"]
 
 META_COLUMNS = ("track_id", "slice_idx", "start_s", "genre", "label")
 
@@ -80,14 +80,6 @@ class FeatureSet:
                           meta=self.meta.iloc[idx].reset_index(drop=True), info=self.info)
 
 
-def concat_feature_sets(sets: list[FeatureSet]) -> FeatureSet:
-    """The slices of several sets as one (``info`` of the first)."""
-    S = None if any(fs.S is None for fs in sets) else np.concatenate([np.asarray(fs.S) for fs in sets])
-    return FeatureSet(X=np.concatenate([fs.X for fs in sets]), S=S,
-                      meta=pd.concat([fs.meta for fs in sets], ignore_index=True), info=sets[0].info)
-
-
-
 class RowSubset:
     """Some rows of an array (a memory map), read only when indexed.
 
@@ -130,16 +122,6 @@ class RowSubset:
 
     def __repr__(self) -> str:
         return f"RowSubset(shape={self.shape}, dtype={self.dtype})"
-
-
-def _split_table(split_table: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
-    if isinstance(split_table, pd.DataFrame):
-        return split_table
-    path = Path(split_table)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: split table not found; run the 'split' stage (dvc repro split)")
-    return pd.read_csv(path, dtype={"track_id": str, "artist": str, "group": str, "split": str},
-                       keep_default_na=False)
 
 
 def load_feature_split(features_dir: str | os.PathLike, split: str, *,
@@ -197,12 +179,12 @@ def load_split_sets(features_dir: str | os.PathLike, split_table: pd.DataFrame |
         ``{'train': FeatureSet, 'valid': ..., 'test': ...}``.
     """
     from genrelab.io import read_json
-    from genrelab.splits import assign_slices
+    from genrelab.splits import assign_slices, read_split_table
 
     root = Path(features_dir)
     if not (root / "meta.csv").is_file():
         raise FileNotFoundError(f"{root}: no features (meta.csv); run the 'features' stage (dvc repro features)")
-    table = _split_table(split_table)
+    table = read_split_table(split_table)
     info = read_json(root / "info.json")
     meta = pd.read_csv(root / "meta.csv", dtype={"track_id": str, "genre": str}, keep_default_na=False)
     role = assign_slices(meta["track_id"].to_numpy(), table, fractions=fractions, seed=seed)

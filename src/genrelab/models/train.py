@@ -23,7 +23,7 @@ from genrelab.models.bundle import BUNDLE_SECTIONS
 from genrelab.models.card import training_card
 from genrelab.models.novelty import NOVELTY_FOLDER, FrameSummary, TooFewTracksError, fit_novelty
 from genrelab.models.registry import build_model, model_input
-from genrelab.splits import SplitSettings, split_folds
+from genrelab.splits import SplitSettings, read_split_table, split_folds
 
 __all__ = ["TrainStageSettings", "train_bundle"]
 
@@ -88,12 +88,6 @@ def _training_card(params: dict[str, Any], sets: dict[str, FeatureSet], labels: 
                          pretrained=pretrained)
 
 
-def _read_split_table(split_table: str | Path | pd.DataFrame | None) -> pd.DataFrame | None:
-    if split_table is None or isinstance(split_table, pd.DataFrame):
-        return split_table
-    return pd.read_csv(split_table, dtype={"track_id": str, "artist": str, "group": str}, keep_default_na=False)
-
-
 def _require_finite(fs: FeatureSet, name: str) -> None:
     """Refuse NaN/inf features, naming the tracks (the features stage skips such tracks, so these
     come from a features folder made elsewhere or by an older genrelab)."""
@@ -129,7 +123,7 @@ def train_bundle(params: dict[str, Any], features_dir: str | Path, out_dir: str 
     """
     settings = from_mapping(TrainStageSettings, params.get("train", {}), section="train")
     split = from_mapping(SplitSettings, params.get("split", {}), section="split")
-    table = _read_split_table(split_table)
+    table = None if split_table is None else read_split_table(split_table)
     if table is None:  # the features stage's set holds every track: the table says which train
         raise ConfigError("train: needs the split table (--split data/split.csv) to pick the train tracks")
     folds = split_folds(table, split)

@@ -11,7 +11,7 @@ experiment reuses what another one separated (:mod:`genrelab.separation.dataset`
 from __future__ import annotations
 
 import importlib
-import logging
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -78,6 +78,7 @@ __all__ = [
     "hpss_batch",
     "load_demucs_model",
     "make_separator",
+    "cached_separator",
     "median_filter_reflect",
     "required_weight_files",
     "resolve_device",
@@ -89,7 +90,6 @@ __all__ = [
     "track_stems",
 ]
 
-logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -144,3 +144,15 @@ def make_separator(name: str, **settings: Any) -> Separator:
             f"unknown separator {name!r}; valid choices: {', '.join(sorted(SEPARATORS))}"
         ) from None
     return factory(**settings)
+
+
+def cached_separator(name: str, settings_json: str) -> Separator:
+    """``make_separator(name, **json.loads(settings_json))``, built once per process and settings
+    (Demucs loads its weights once per worker: :func:`genrelab.compute.worker_cached`)."""
+    from genrelab.compute import worker_cached
+
+    return worker_cached(_separator_from_json, name, settings_json)
+
+
+def _separator_from_json(name: str, settings_json: str) -> Separator:
+    return make_separator(name, **json.loads(settings_json))

@@ -63,19 +63,6 @@ GPU_BATCHES_PER_TASK = 4
 (:meth:`~genrelab.separation.demucs.DemucsSeparator.separate_stream`) for most of the task."""
 
 
-def _make_separator(name: str, settings_json: str):
-    from genrelab.separation import make_separator
-
-    return make_separator(name, **json.loads(settings_json))
-
-
-def _built_separator(name: str, settings_json: str):
-    """One separator per process and settings (Demucs loads its weights once per worker)."""
-    from genrelab.compute import worker_cached
-
-    return worker_cached(_make_separator, name, settings_json)
-
-
 def _separator_class(name: str) -> Any:
     """The class a registry name builds (its ``VERSION``, ``stems`` and ``separate_batch``)."""
     from genrelab.separation import SEPARATORS
@@ -148,7 +135,9 @@ class StemsJob:
         if self.separator is not None:
             return self.separator
         assert self.build is not None
-        return _built_separator(*self.build)
+        from genrelab.separation import cached_separator
+
+        return cached_separator(*self.build)
 
 
 def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Store, sample_rate: int,
@@ -175,7 +164,7 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
     genrelab.separation.MissingWeightsError
         Demucs weights are not on disk.
     """
-    from genrelab.separation import SEPARATORS, SeparationParameterError, resolve_device
+    from genrelab.separation import SEPARATORS, SeparationParameterError, cached_separator, resolve_device
 
     if separator not in SEPARATORS:
         raise SeparationParameterError(
@@ -185,11 +174,14 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
     settings = dict(settings or {})
     settings_json = canonical_json(settings)
     built = None
-    if load or any(not p.is_file() for p in _weight_files(separator, settings)):
-        built = _built_separator(separator, settings_json)  # raises MissingWeightsError when absent
+    weights = _weight_files(separator, settings)
+    if load or any(not p.is_file() for p in weights):
+        built = cached_separator(separator, settings_json)  # raises MissingWeightsError when absent
         stems = tuple(built.stems)
     else:
-        stems = tuple(getattr(cls, "stems", ()) or _demucs_stems(settings))
+        from genrelab.separation.demucs import DEMUCS_STEMS
+
+        stems = tuple(getattr(cls, "stems", ()) or DEMUCS_STEMS)
     version = int(getattr(cls, "VERSION", 0))
     device = resolve_device(settings.get("device", "auto"))
     key = key_settings(settings)
@@ -197,7 +189,6 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
         from genrelab.separation.demucs import resolve_precision
 
         key["precision"] = resolve_precision(key["precision"], device)
-    weights = _weight_files(separator, settings)
     if weights:
         key["weights"] = [store.digest(p) for p in weights]
     batch = getattr(built, "batch_size", settings.get("batch_size", 1))
@@ -206,12 +197,6 @@ def stems_job(separator: str, settings: Mapping[str, Any] | None, *, store: Stor
     return StemsJob(store=store, transform=separator, version=version, settings_key=canonical_json(key),
                     sr=int(sample_rate), stems=stems, build=(separator, settings_json),
                     batch_size=batch, gpu=device.type == "cuda")
-
-
-def _demucs_stems(settings: Mapping[str, Any]) -> tuple[str, ...]:
-    from genrelab.separation.demucs import DEMUCS_STEMS
-
-    return DEMUCS_STEMS
 
 
 def _put_stems(job: StemsJob, key: str, digest: str, out: Mapping[str, np.ndarray]) -> Entry:
@@ -254,14 +239,19 @@ def track_stems(path: str | Path, job: StemsJob) -> tuple[Entry, str]:
     StoreError
         The store cannot be written (full disk ...).
     """
+    digest, key, entry = _stored(path, job)
+    if entry is not None:
+        return entry, "reused"
+    out = job.get_separator().separate(_load_mono(path, sr=job.sr), job.sr)
+    return _put_stems(job, key, digest, out), "computed"
+
+
+def _stored(path: str | Path, job: StemsJob) -> tuple[str, str, Entry | None]:
+    """A track's content digest, its key, and its stored stems (``None`` when they must be made)."""
     digest = job.store.digest(path)
     key = job.key(digest)
     entry = job.store.get(job.transform, key)
-    if _usable(entry, job):
-        return entry, "reused"  # type: ignore[return-value]
-    y, _ = load_audio(path, sr=job.sr, mono=True)
-    out = job.get_separator().separate(y, job.sr)
-    return _put_stems(job, key, digest, out), "computed"
+    return digest, key, entry if _usable(entry, job) else None
 
 
 def separate_chunk(tracks: Sequence[Mapping[str, Any]], job: StemsJob) -> list[dict[str, Any]]:
@@ -289,7 +279,6 @@ def separate_chunk(tracks: Sequence[Mapping[str, Any]], job: StemsJob) -> list[d
     On a CUDA device (``job.gpu``) a separator with ``separate_stream`` (Demucs) decodes the
     next clips in threads while the GPU separates a batch.
     """
-    store = job.store
     results: list[dict[str, Any] | None] = [None] * len(tracks)  # in the order of ``tracks``
     pending = []  # (position, key, digest)
 
@@ -325,16 +314,13 @@ def separate_chunk(tracks: Sequence[Mapping[str, Any]], job: StemsJob) -> list[d
         done(i, entry, "computed")
 
     for i, track in enumerate(tracks):
-        key = ""
         try:
-            digest = store.digest(track["path"])
-            key = job.key(digest)
-            entry = store.get(job.transform, key)
+            digest, key, entry = _stored(track["path"], job)
         except Exception as exc:
-            fail(i, key, "decode", exc)
+            fail(i, "", "decode", exc)
             continue
-        if _usable(entry, job):
-            done(i, entry, "reused")  # type: ignore[arg-type]
+        if entry is not None:
+            done(i, entry, "reused")
         else:
             pending.append((i, key, digest))
     if not pending:

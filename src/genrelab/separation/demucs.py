@@ -335,11 +335,8 @@ allowlisted, or not at all."""
 
 def _verify(file: WeightFile) -> str:
     """Check the sha256 prefix in the file name (corruption); return the file's full sha256."""
-    sha = hashlib.sha256()
     with open(file.path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-    digest = sha.hexdigest()
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
     if file.checksum and digest[: len(file.checksum)] != file.checksum:
         raise DemucsLoadError(
             f"{file.path}: checksum {digest[: len(file.checksum)]} does not match {file.checksum} in its name; the "
