@@ -564,3 +564,25 @@ def test_audit_leakage_runs_both_splits_and_reuses_them(swept_repo):
     assert (table["n_test_tracks"] > 0).all() and table["slice_gap"].iloc[0] == 0.0
     again = _run([str(BIN / "genrelab"), "audit-leakage", "-S", "model=rf"], swept_repo, GENRELAB_LOG="INFO")
     assert "reusing experiment" in again.stderr
+
+
+def test_waiting_starts_a_worker_again_when_dvcs_stopped_with_experiments_queued(monkeypatch):
+    """DVC's queue worker can stop with an experiment still queued (its broker read a
+    half-written message); waiting starts one again instead of timing out."""
+    from genrelab.experiments import recipes
+
+    calls = []
+    status = {"a": "Success", "b": "Queued"}
+
+    def fake_dvc(args, repo="."):
+        calls.append(args[:2])
+        if args[:2] == ["queue", "start"]:
+            status["b"] = "Success"  # the new worker runs it
+            return subprocess.CompletedProcess(args, 0, "", "")
+        rows = "".join(f"{i}  {n}  09:48 AM   {s}\n" for i, (n, s) in enumerate(status.items()))
+        out = f"Task     Name        Created    Status\n{rows}\nWorker status: 0 active, 0 idle\n"
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    monkeypatch.setattr(recipes, "dvc", fake_dvc)
+    assert recipes.wait_for(["a", "b"], poll_s=0, timeout_s=30, progress=False) == {"a": "Success", "b": "Success"}
+    assert calls.count(["queue", "start"]) == 1

@@ -211,14 +211,31 @@ def start_queue(*, repo: str | os.PathLike = ".", jobs: int = 1) -> None:
     dvc(["queue", "start", "-j", str(jobs)], repo=repo)
 
 
+_WORKERS = re.compile(r"Worker status: (\d+) active, (\d+) idle")
+
+
 def queue_states(*, repo: str | os.PathLike = ".") -> dict[str, str]:
     """Experiment name -> state (``Queued``, ``Running``, ``Success``, ``Failed``) from ``dvc queue status``."""
-    states = {}
+    return _queue_status(repo)[0]
+
+
+def _queue_status(repo: str | os.PathLike) -> tuple[dict[str, str], int]:
+    """``dvc queue status``: the states of the experiments, and how many queue workers there are."""
+    states, workers = {}, 0
     for line in dvc(["queue", "status"], repo=repo).stdout.splitlines()[1:]:
         parts = line.split()
-        if len(parts) >= 4 and not line.startswith("Worker"):
+        found = _WORKERS.search(line)
+        if found:
+            workers = int(found.group(1)) + int(found.group(2))
+        elif len(parts) >= 4:
             states[parts[1]] = parts[-1]
-    return states
+    return states, workers
+
+
+RESTARTS = 3
+"""Times :func:`wait_for` starts a queue worker again when DVC's has stopped with experiments
+still queued (its filesystem broker can read a message half-written, log a ``JSONDecodeError``
+and shut the worker down: seen in this project's test suite)."""
 
 
 def wait_for(names: Iterable[str], *, repo: str | os.PathLike = ".", poll_s: float = 5.0,
@@ -240,20 +257,35 @@ def wait_for(names: Iterable[str], *, repo: str | os.PathLike = ".", poll_s: flo
     -------
     states : dict
         Name -> final state (``Success``, ``Failed``, or ``Unknown`` for one no longer queued).
+
+    Notes
+    -----
+    When no queue worker is left while some of ``names`` are still queued (DVC's worker can
+    stop early, see :data:`RESTARTS`), one worker is started again, at most :data:`RESTARTS`
+    times.
     """
     from genrelab.progress import progress_bar
 
     names = list(names)
     t0 = time.monotonic()
     bar = progress_bar(total=len(names), desc="experiments", unit="exp", disable=not progress)
+    restarts, idle_polls = 0, 0
     try:
         while True:
-            states = queue_states(repo=repo)
+            states, workers = _queue_status(repo)
             mine = {n: states.get(n, "Unknown") for n in names}   # Unknown: removed from the queue
             done = sum(s not in PENDING for s in mine.values())
             bar.update(done - bar.n)
             if done == len(names):
                 return mine
+            # queued work, nothing running and no worker, twice in a row: DVC's worker has stopped
+            idle_polls = idle_polls + 1 if workers == 0 and "Running" not in mine.values() else 0
+            if idle_polls >= 2 and restarts < RESTARTS:
+                restarts += 1
+                log.warning("the DVC queue has no worker left but %d experiment(s) still queued; starting one "
+                            "again (%d of %d)", len(names) - done, restarts, RESTARTS)
+                start_queue(repo=repo, jobs=1)
+                idle_polls = 0
             if timeout_s is not None and time.monotonic() - t0 > timeout_s:
                 raise TimeoutError(f"experiments still unfinished after {timeout_s:.0f} s: "
                                    f"{ {n: s for n, s in mine.items() if s in PENDING} }")
