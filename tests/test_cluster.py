@@ -3,9 +3,12 @@ the features stage on a local cluster."""
 from __future__ import annotations
 
 import _thread
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -430,10 +433,43 @@ def test_features_stage_survives_a_killed_worker(two_workers, tmp_path):
     same_set(tmp_path / "here", tmp_path / "there")
 
 
-def test_the_features_stages_workers_start_warm():
-    """Local workers import the libraries the features stage's map function loads lazily."""
+_FIRST_TRACK = """
+import importlib, json, sys
+import numpy as np
+from genrelab.features import SliceSettings, make_extractor, track_feature_sets
+preload, settings = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for module in preload:
+    importlib.import_module(module)
+before = set(sys.modules)
+y = np.random.default_rng(0).standard_normal((1, 3 * 22050)).astype('float32')
+track_feature_sets(y, 22050, extractors=[make_extractor(settings)], slicing=SliceSettings())
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def _first_track_imports(preload: list[str], settings: dict) -> set[str]:
+    """Modules a fresh process imports during its first track, after importing ``preload``."""
+    out = subprocess.run([sys.executable, "-c", _FIRST_TRACK, json.dumps(preload), json.dumps(settings)],
+                         check=True, capture_output=True, text=True).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("settings", [{"name": "mfcc"}, {"name": "mfcc", "deltas": True}, {"name": "mel"},
+                                      {"name": "classic"}], ids=["mfcc", "mfcc-deltas", "mel", "classic"])
+def test_the_features_stages_workers_start_warm_and_preload_no_more(settings):
+    """Local workers import what the features stage's map function and its extractor load lazily,
+    and nothing their first track does not import: each module delays the workers' start."""
     import functools
 
-    from genrelab.features.extract import features_track
+    from genrelab.features import SliceSettings, make_extractor
+    from genrelab.features.extract import FeaturesJob, features_track
 
-    assert "librosa.filters" in cluster.preload_modules(functools.partial(features_track, job=None))
+    job = FeaturesJob(store=None, extractor=make_extractor(settings), variant=None, slicing=SliceSettings(),
+                      sr=22050, dataset_dir="")
+    preload = cluster.preload_modules(functools.partial(features_track, job=job))
+    heavy = {"scipy.signal", "scipy.stats", "librosa.filters", "librosa.feature", "librosa.core.pitch", "numba"}
+    assert not heavy & _first_track_imports(preload, settings)  # what the first track needs is preloaded
+    cold = _first_track_imports([], settings)
+    decoding = {"genrelab.features.extract", "genrelab.io"}  # the map function's own module, and decoding
+    assert set(preload) - decoding <= cold  # nothing else the first track does not import
+    assert ("librosa.filters" in preload) == (settings["name"] == "classic")

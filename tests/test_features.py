@@ -285,3 +285,65 @@ def test_mel_projection_over_the_filter_bands_equals_the_dense_product(n_fft, n_
     assert banded.shape == (3, 50, n_mels) and banded.dtype == np.float32
     np.testing.assert_allclose(banded, dense, rtol=1e-5, atol=1e-6 * dense.max())
     assert np.array_equal(banded == 0, dense == 0)  # empty filters stay empty
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 255, 256, 512, 1023, 2048, 4096, 172])
+def test_the_hann_window_is_scipys_to_the_bit(n):
+    import scipy.signal
+
+    from genrelab.features.analysis import window
+
+    expected = scipy.signal.get_window("hann", n, fftbins=True)
+    got = window(n)
+    assert got.dtype == np.float64 and got.shape == (n,)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_mfcc_and_mel_of_a_first_track_import_no_scipy_signal():
+    # scipy.signal costs about a second: the first track of every process (and worker) would pay it
+    code = ("import sys, numpy as np\n"
+            "from genrelab.features import SliceSettings, make_extractor, track_feature_sets\n"
+            "y = np.random.default_rng(0).standard_normal((1, 3 * 22050)).astype('float32')\n"
+            "track_feature_sets(y, 22050, extractors=[make_extractor({'name': n}) for n in ('mfcc', 'mel')],\n"
+            "                   slicing=SliceSettings())\n"
+            "assert 'scipy.signal' not in sys.modules, 'scipy.signal was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("sr, n_fft, n_mels, fmin, fmax", [
+    (22050, 2048, 128, 0.0, None), (22050, 2048, 96, 50.0, 8000.0), (16000, 512, 48, 0.0, None),
+    (22050, 512, 128, 0.0, None), (44100, 4096, 40, 20.0, 16000.0)])
+def test_mel_filters_are_librosas_to_the_bit(sr, n_fft, n_mels, fmin, fmax):
+    import warnings
+
+    import librosa
+
+    from genrelab.features.analysis import mel_filters
+
+    with warnings.catch_warnings(record=True) as theirs:
+        warnings.simplefilter("always")
+        expected = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    mel_filters.cache_clear()
+    with warnings.catch_warnings(record=True) as ours:
+        warnings.simplefilter("always")
+        got = mel_filters(sr, n_fft, n_mels, fmin, fmax)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, expected.T)
+    assert [str(w.message)[:22] for w in ours] == [str(w.message)[:22] for w in theirs]  # empty filters warn
+
+
+def test_the_shared_stft_is_librosas_to_the_bit_and_its_power_within_rounding():
+    import librosa
+
+    from genrelab.features.analysis import SliceAnalysis
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((3, 3 * SR)) * np.array([[1.0], [1e-3], [0.0]])).astype(np.float32)
+    analysis = SliceAnalysis(x, SR)
+    for n_fft, hop in ((2048, 512), (1024, 256)):
+        expected = np.stack([librosa.stft(row, n_fft=n_fft, hop_length=hop, pad_mode="reflect") for row in x])
+        np.testing.assert_array_equal(analysis.stft(n_fft, hop), expected.transpose(0, 2, 1))
+        theirs = np.abs(expected.transpose(0, 2, 1)) ** 2
+        ours = analysis.power(n_fft, hop)
+        assert ours.dtype == np.float32 and ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, rtol=4 * np.finfo(np.float32).eps, atol=0)

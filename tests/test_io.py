@@ -52,6 +52,36 @@ def test_unreadable_files_raise_a_clear_error(tmp_path, content):
         load_audio(tmp_path / "missing.wav")
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_non_finite_samples_are_refused_naming_the_file(tmp_path, bad, channels):
+    import soundfile as sf
+
+    from genrelab.io import AudioRejected
+
+    y = 0.1 * np.sin(np.linspace(0, 200, 8000 * channels)).reshape(-1, channels).astype(np.float32)
+    y[4000, channels - 1] = bad
+    sf.write(tmp_path / "float.wav", y, 8000, subtype="FLOAT")
+    with pytest.raises(AudioRejected, match=r"float\.wav.*non-finite"):
+        load_audio(tmp_path / "float.wav", sr=None)
+
+
+def test_a_loud_negative_peak_is_refused_and_mono_is_the_channel_itself(tmp_path):
+    import soundfile as sf
+
+    from genrelab.io import AudioRejected
+
+    y = (0.1 * np.sin(np.linspace(0, 200, 8000))).astype(np.float32)
+    sf.write(tmp_path / "one.wav", y, 8000, subtype="FLOAT")
+    got, _ = load_audio(tmp_path / "one.wav", sr=None)
+    np.testing.assert_array_equal(got, y)
+    assert got.flags.c_contiguous and got.dtype == np.float32
+    y[100] = -1e4  # the peak is the most negative sample
+    sf.write(tmp_path / "loud.wav", y, 8000, subtype="FLOAT")
+    with pytest.raises(AudioRejected, match="implausible sample peak"):
+        load_audio(tmp_path / "loud.wav", sr=None)
+
+
 def test_every_shared_recording_decodes(shared_dir):
     manifest = pd.read_csv(shared_dir / "audio" / "MANIFEST.csv")
     for row in manifest.itertuples():

@@ -11,11 +11,11 @@ Where the work runs is the ``compute`` params section (:class:`ComputeSettings`)
   is the warm-up (imports, JIT compilation, model loading), which each worker pays again (the
   first call this process ever made of the function counts, if it was slower). With
   ``k`` cores and ``r`` items left, a local cluster of ``k`` workers saves ``r * c * (1 - 1/k)``
-  seconds and costs ``CLUSTER_START_S + w`` (6 s to start it, import the libraries in fresh
-  workers and stop it, measured on a 2-core machine); the rest runs on the cluster when the saving is larger, else
-  here. A cluster
-  already running in this process costs nothing to start. Cheap items travel several to a
-  task so that Dask's few milliseconds per task stay small (:func:`genrelab.cluster.auto_chunk_size`).
+  seconds and costs ``CLUSTER_START_S + w`` (2 s to start it, import the libraries in fresh
+  workers and stop it, measured on a 2-core machine); the rest runs on the cluster when the
+  saving is larger, else here. A cluster already running in this process costs nothing to start.
+  Cheap items travel several to a task so that Dask's few milliseconds per task stay small
+  (:func:`genrelab.cluster.auto_chunk_size`).
   On a 1-core machine everything runs here.
 
 Tasks that need a GPU (``resources={"GPU": 1}``) run on workers declaring that resource; on a

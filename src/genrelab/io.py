@@ -634,13 +634,14 @@ def load_audio(
             raise AudioDecodeError(f"{path}: cannot decode as audio ({type(exc).__name__}: {exc})") from exc
     if y.size == 0:
         raise AudioDecodeError(f"{path}: holds no audio samples")
-    if not np.all(np.isfinite(y)):
+    lo, hi = float(y.min()), float(y.max())  # NaN propagates to both, and inf is one of them
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise AudioRejected(path, "holds non-finite samples (NaN or inf)")
-    peak = float(np.max(np.abs(y)))
+    peak = max(-lo, hi)
     if peak > limits.max_peak:
         _check_level(peak, peak, limits, path)
     if mono:
-        y = y.mean(axis=0)
+        y = y[0] if y.shape[0] == 1 else y.mean(axis=0)  # the mean of one row costs a pass for nothing
     if sr is not None and native_sr != sr:
         y = librosa.resample(y, orig_sr=native_sr, target_sr=sr, res_type="soxr_hq")
         native_sr = sr

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 WORKER_PRELOAD = _TRACK_PRELOAD
 """What local workers import before their first track: this module's map function
-(:func:`features_track`) runs :mod:`~genrelab.features.track` (:func:`genrelab.cluster.preload_modules`)."""
+(:func:`features_track`) runs :mod:`~genrelab.features.track`; the job's extractor adds its own
+(:func:`genrelab.cluster.preload_modules`)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ class FeaturesJob:
     @property
     def version(self) -> int:
         return int(getattr(type(self.extractor), "VERSION", 0))
+
+    @property
+    def worker_preload(self) -> tuple[str, ...]:
+        """The extractor's (:func:`genrelab.cluster.preload_modules`)."""
+        return tuple(getattr(self.extractor, "worker_preload", ()))
 
     def needed_stems(self) -> list[str]:
         return sorted({s for ch in self.variant.channels for s in ch} - {"mix"})

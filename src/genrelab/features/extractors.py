@@ -68,7 +68,8 @@ class MFCCFeatures:
     coefficient's ``stats`` over time.
     """
 
-    VERSION: ClassVar[int] = 3  # 2: per-slice dB reference, reflect-padded frames; 3: banded mel projection
+    VERSION: ClassVar[int] = 4  # 2: per-slice dB reference, reflect-padded frames; 3: banded mel projection;
+    # 4: power as re * re + im * im
     name: str = "mfcc"
     n_mfcc: int = 20
     n_mels: int = 128
@@ -101,6 +102,11 @@ class MFCCFeatures:
             m = np.concatenate([m, librosa.feature.delta(m), librosa.feature.delta(m, order=2)], axis=-2)
         return FeatureBatch(_stats(m, self.stats), m)
 
+    @property
+    def worker_preload(self) -> tuple[str, ...]:
+        """What a fresh worker imports before its first slice (:func:`genrelab.cluster.preload_modules`)."""
+        return ("librosa.feature.utils",) if self.deltas else ()  # deltas: Savitzky-Golay filters of scipy.signal
+
     def __call__(self, slices: np.ndarray, sr: int) -> FeatureBatch:
         return self.extract(SliceAnalysis(slices, sr))
 
@@ -113,7 +119,7 @@ class MelFeatures:
     ref=1.0, amin=1e-10, top_db=None)``.
     """
 
-    VERSION: ClassVar[int] = 3  # 2: reflect-padded frames; 3: banded mel projection
+    VERSION: ClassVar[int] = 4  # 2: reflect-padded frames; 3: banded mel projection; 4: power as re * re + im * im
     name: str = "mel"
     n_mels: int = 96
     n_fft: int = 2048
@@ -174,8 +180,11 @@ class ClassicFeatures:
     See :mod:`~genrelab.features.descriptors` for each computation.
     """
 
-    VERSION: ClassVar[int] = 3  # 2: per-slice tuning/onsets, beat_track tempo, Kaggle framing and HPSS;
-    # 3: banded mel projection
+    VERSION: ClassVar[int] = 4  # 2: per-slice tuning/onsets, beat_track tempo, Kaggle framing and HPSS;
+    # 3: banded mel projection; 4: power as re * re + im * im
+    worker_preload: ClassVar[tuple[str, ...]] = ("librosa.filters", "librosa.core.pitch",
+                                                 "genrelab.features.descriptors")
+    """What a fresh worker imports before its first slice (:func:`genrelab.cluster.preload_modules`)."""
     name: str = "classic"
     n_fft: int = 2048
     hop_length: int = 512

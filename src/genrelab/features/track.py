@@ -22,8 +22,10 @@ from genrelab.features.slicing import SliceSettings, slice_signal
 
 __all__ = ["TrackFeatures", "track_feature_sets", "file_feature_sets"]
 
-WORKER_PRELOAD = ("librosa.filters", "librosa.core.pitch", "genrelab.io", "genrelab.features.descriptors")
-"""What the workers of a local cluster import before their first track (:func:`genrelab.cluster.preload_modules`)."""
+WORKER_PRELOAD = ("genrelab.io", "librosa.core.convert")
+"""What the workers of a local cluster import before their first track, whatever the extractors
+(decoding, the mel scale); each extractor adds its own in ``worker_preload``
+(:func:`genrelab.cluster.preload_modules`)."""
 
 
 @dataclass
