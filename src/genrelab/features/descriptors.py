@@ -231,14 +231,13 @@ def tempo(env: np.ndarray, sr: int, hop_length: int, *, start_bpm: float = 120.0
     log-normal prior around ``start_bpm``), in float64, with the lags contiguous in memory.
     """
     import librosa
-    import scipy.signal
 
     env = np.atleast_2d(env)
     n, n_frames = env.shape
     win = int(librosa.time_to_frames(ac_size, sr=sr, hop_length=hop_length))
     padded = np.pad(env, ((0, 0), (win // 2, win // 2)), mode="linear_ramp", end_values=0)
     frames = np.lib.stride_tricks.sliding_window_view(padded, win, axis=-1)[:, :n_frames]
-    w = scipy.signal.get_window("hann", win, fftbins=True)
+    w = window(win)  # scipy.signal.get_window("hann", win, fftbins=True), bit for bit
     n_pad = scipy.fft.next_fast_len(2 * win - 1, real=True)
     tg = np.empty((n, win))
     for i in range(n):
