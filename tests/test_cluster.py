@@ -473,3 +473,21 @@ def test_the_features_stages_workers_start_warm_and_preload_no_more(settings):
     decoding = {"genrelab.features.extract", "genrelab.io"}  # the map function's own module, and decoding
     assert set(preload) - decoding <= cold  # nothing else the first track does not import
     assert ("librosa.filters" in preload) == (settings["name"] == "classic")
+
+
+def test_a_local_cluster_adds_our_lines_to_an_info_log_not_dasks():
+    """A stage logs at INFO: starting and closing a cluster gives our own lines, not Dask's ~25."""
+    code = ("import logging, math\n"
+            "logging.basicConfig(level=logging.INFO, format='%(name)s %(levelname)s %(message)s')\n"
+            "from genrelab.compute import ComputeSettings, map_tracks\n"
+            "if __name__ == '__main__':\n"
+            "    two = ComputeSettings(workers=2)\n"
+            "    out = dict(map_tracks(math.sqrt, [1.0, 4.0, 9.0], settings=two, progress=False))\n"
+            "    assert sorted(out.values()) == [1.0, 2.0, 3.0], out\n"
+            "    from genrelab import cluster\n"
+            "    cluster.close_clients()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert any(line.startswith("genrelab.cluster INFO started a local Dask cluster") for line in lines), lines
+    assert not [line for line in lines if line.startswith("distributed")], lines

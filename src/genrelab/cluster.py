@@ -453,6 +453,11 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
     # adaptive threshold keeps workers as fast as this process.
     spawn_env.pop("MALLOC_TRIM_THRESHOLD_", None)
     method = "forkserver" if _forkserver(preload) else "spawn"
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # Dask logs each nanny, worker and connection at INFO (about 25 lines per cluster);
+        # ``silence_logs`` no longer covers a cluster started from a thread. Our own lines say
+        # when the cluster starts and what it has; GENRELAB_LOG=DEBUG shows Dask's too.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env,
                           "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                           "distributed.scheduler.worker-saturation": WORKER_SATURATION,
