@@ -9,6 +9,11 @@ Adam step: the least a training loop can do) on the same data, network and batch
 table gives the median and the range of each and the ratio of the medians (genrelab / plain:
 1 or more means genrelab's loop costs nothing).
 
+The plain loop runs twice per repeat: in this process (whose C allocator :func:`fit` has
+tuned, see :mod:`genrelab.allocator`: this compares the loops alone) and in a fresh
+interpreter with glibc's defaults, as a plain script runs (*plain, fresh*; its start-up is not
+timed, only its epochs).
+
 Usage::
 
     .venv/bin/python benchmarks/bench_training.py                       # defaults below
@@ -49,7 +54,36 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--augment", action="store_true", help="also time the default augmentations")
     p.add_argument("--repeats", type=int, default=3, help="measurements per net and device (alternating with plain)")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--plain-child", default=None, help=argparse.SUPPRESS)
     return p.parse_args()
+
+
+def plain_fresh(net: str, path: Path, y: np.ndarray, *, n_classes: int, batch_size: int, epochs: int, device: str,
+                threads: int | None) -> tuple[float, float]:
+    """:func:`plain_epochs` in a fresh interpreter (glibc's allocator defaults): (slices/s, per CPU second)."""
+    import subprocess
+    import sys
+
+    job = path.with_suffix(".plain.json")
+    job.write_text(json.dumps({"net": net, "path": str(path), "y": y.tolist(), "n_classes": n_classes,
+                               "batch_size": batch_size, "epochs": epochs, "device": device, "threads": threads}))
+    out = subprocess.run([sys.executable, __file__, "--plain-child", str(job)], capture_output=True, text=True,
+                         check=True).stdout
+    rate, cpu_rate = json.loads(out.strip().splitlines()[-1])
+    return rate, cpu_rate
+
+
+def _plain_child(job: Path) -> None:
+    spec = json.loads(job.read_text())
+    if spec["threads"] is not None:
+        torch.set_num_threads(spec["threads"])
+    X = torch.from_numpy(np.load(spec["path"]))
+    model = seeded_init(functools.partial(build_net, spec["net"], n_classes=spec["n_classes"],
+                                          input_shape=tuple(X.shape[1:])), seed=0)
+    cpu_rates: list[float] = []
+    rate = plain_epochs(model, X, torch.tensor(spec["y"]), batch_size=spec["batch_size"], epochs=spec["epochs"],
+                        device=spec["device"], cpu_rates=cpu_rates)
+    print(json.dumps([rate, cpu_rates[0]]))
 
 
 def plain_epochs(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch_size: int, epochs: int,
@@ -87,6 +121,9 @@ def _fmt(rates: list[float]) -> str:
 
 def main() -> None:
     args = parse_args()
+    if args.plain_child:
+        _plain_child(Path(args.plain_child))
+        return
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) if args.device == "all" else [args.device]
@@ -111,7 +148,7 @@ def main() -> None:
           f"batch {args.batch_size}, {args.epochs} epoch(s){', augmented' if augment else ''}, "
           f"{args.repeats} repeat(s); slices/s as median [min-max]")
     header = (f"{'net':<11} {'device':<6} {'params':>8} {'train slices/s':>22} {'plain slices/s':>22} {'ratio':>6} "
-              f"{'data frac':>9} {'aug frac':>8} {'predict slices/s':>17}")
+              f"{'plain, fresh':>22} {'ratio':>6} {'data frac':>9} {'aug frac':>8} {'predict slices/s':>17}")
     print(header)
     print("-" * len(header))
     rows = []
@@ -135,7 +172,7 @@ def main() -> None:
                 S = np.load(files[two], mmap_mode="r")
                 input_shape = S.shape[1:]
                 X_mem, y_mem = torch.from_numpy(np.load(files[two])), torch.from_numpy(y)
-                ours, plain, ours_cpu, plain_cpu = [], [], [], []
+                ours, plain, ours_cpu, plain_cpu, fresh, fresh_cpu = [], [], [], [], [], []
                 for _ in range(args.repeats):
                     model = seeded_init(functools.partial(build_net, net, n_classes=args.n_classes,
                                                           input_shape=input_shape), seed=0)
@@ -157,6 +194,11 @@ def main() -> None:
                                                               input_shape=input_shape), seed=0)
                     plain.append(plain_epochs(reference, X_mem, y_mem, batch_size=args.batch_size,
                                               epochs=args.epochs - warmup, device=device, cpu_rates=plain_cpu))
+                    rate, cpu_rate = plain_fresh(net, files[two], y, n_classes=args.n_classes,
+                                                 batch_size=args.batch_size, epochs=args.epochs - warmup,
+                                                 device=device, threads=args.threads)
+                    fresh.append(rate)
+                    fresh_cpu.append(cpu_rate)
                 t0 = time.perf_counter()
                 predict_proba(model, S, batch_size=timed.eval_batch_size, device=device)
                 if device == "cuda":
@@ -164,6 +206,8 @@ def main() -> None:
                 predict_rate = args.n_slices / (time.perf_counter() - t0)
                 ratio = float(np.median(ours)) / float(np.median(plain))
                 ratio_cpu = float(np.median(ours_cpu)) / float(np.median(plain_cpu))
+                ratio_fresh = float(np.median(ours)) / float(np.median(fresh))
+                ratio_fresh_cpu = float(np.median(ours_cpu)) / float(np.median(fresh_cpu))
                 row = {
                     "net": net,
                     "device": result.device,
@@ -176,6 +220,11 @@ def main() -> None:
                     "train_rates_per_cpu_second": ours_cpu,
                     "plain_rates_per_cpu_second": plain_cpu,
                     "ratio_cpu": ratio_cpu,
+                    "plain_fresh_slices_per_second": float(np.median(fresh)),
+                    "plain_fresh_rates": fresh,
+                    "plain_fresh_rates_per_cpu_second": fresh_cpu,
+                    "ratio_fresh": ratio_fresh,
+                    "ratio_fresh_cpu": ratio_fresh_cpu,
                     "data_fraction": result.data_fraction,
                     "augment_fraction": result.augment_fraction,
                     "predict_slices_per_second": predict_rate,
@@ -184,8 +233,10 @@ def main() -> None:
                 }
                 rows.append(row)
                 print(f"{net:<11} {device:<6} {row['n_parameters']:>8} {_fmt(ours):>22} {_fmt(plain):>22} {ratio:6.2f} "
+                      f"{_fmt(fresh):>22} {ratio_fresh:6.2f} "
                       f"{row['data_fraction']:>9.3f} {row['augment_fraction']:>8.3f} {predict_rate:>17.0f}"
-                      f"   per CPU second: {_fmt(ours_cpu)} vs {_fmt(plain_cpu)}, ratio {ratio_cpu:.2f}", flush=True)
+                      f"   per CPU second: {_fmt(ours_cpu)} vs {_fmt(plain_cpu)} (fresh {_fmt(fresh_cpu)}), "
+                      f"ratios {ratio_cpu:.2f} ({ratio_fresh_cpu:.2f})", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -34,9 +34,9 @@ like) in their environment before they start.
 
 Memory
 ------
-Items allocate and free arrays of megabytes each; :func:`keep_freed_memory` makes the
-allocator of every process that runs items reuse those pages instead of page-faulting them in
-again for each item.
+Items allocate and free arrays of megabytes each; :func:`run_chunk` calls
+:func:`genrelab.allocator.keep_freed_memory`, so that the allocator of every process that runs
+items reuses those pages instead of page-faulting them in again for each item.
 
 GPUs
 ----
@@ -68,6 +68,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from genrelab.allocator import keep_freed_memory
 from genrelab.config import ConfigError
 
 __all__ = [
@@ -168,53 +169,6 @@ def _thread_pools():
 
         _POOLS = (len(sys.modules), ThreadpoolController())
     return _POOLS[1]
-
-
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-ALLOCATOR_MMAP_THRESHOLD = 32 * 2**20
-"""Bytes from which glibc serves an allocation by ``mmap`` in task processes (its maximum)."""
-ALLOCATOR_TRIM_THRESHOLD = 256 * 2**20
-"""Free bytes at the top of the heap that glibc keeps for reuse in task processes."""
-_ALLOCATOR_TUNED = False
-
-
-def keep_freed_memory() -> bool:
-    """Make this process's allocator reuse freed memory instead of handing it back to the OS.
-
-    Per-track work allocates and frees arrays of megabytes per item (a 30 s clip's STFT is
-    10 MB). glibc serves such arrays by ``mmap`` and unmaps them when freed, or trims the top
-    of its heap as soon as 128 kB are free there, so every item page-faults its arrays in
-    again: 6,800 minor page faults per 30 s clip for the classic + mel + mfcc sets, a fifth of
-    their CPU time (one thread over the shared GTZAN clips: 0.101 s per clip with glibc's
-    defaults, 0.080 s with these settings). Here, arrays up to
-    :data:`ALLOCATOR_MMAP_THRESHOLD` come from the heap and up to
-    :data:`ALLOCATOR_TRIM_THRESHOLD` of free heap is kept, so the next item reuses the pages.
-    The peak memory does not grow (``benchmarks/bench_features_memory.py``: 230 and 234 MB for
-    100 and 1000 tracks, 230 and 232 MB without these settings).
-
-    Called once per process by :func:`run_chunk`, so it applies wherever items run (this
-    process or a worker). A no-op, returning ``False``, where the C library is not glibc.
-
-    Returns
-    -------
-    bool
-        Whether the settings are in effect.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED:
-        return True
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # pragma: no cover - not glibc (macOS, musl)
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _ALLOCATOR_TUNED = bool(mallopt(M_MMAP_THRESHOLD, ALLOCATOR_MMAP_THRESHOLD)
-                            and mallopt(M_TRIM_THRESHOLD, ALLOCATOR_TRIM_THRESHOLD))
-    return _ALLOCATOR_TUNED
 
 
 def _portable(result: Any) -> Any:

@@ -11,6 +11,11 @@ torch's global generator seeded inside ``torch.random.fork_rng``, so the caller'
 random state is the same after :func:`fit` as before. On a CPU, the same seed, data and
 thread count give bit-identical weights. On CUDA, cuDNN kernels may be non-deterministic;
 this module does not change global cuDNN flags.
+
+Memory: :func:`fit` and :func:`predict_proba` make glibc keep freed memory for reuse
+(:func:`genrelab.allocator.keep_freed_memory`, process-wide and idempotent): with its
+defaults, each batch's activations were unmapped when freed and page-faulted in again, which
+made CPU training 1.4x slower and its speed depend on the run.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genrelab.allocator import keep_freed_memory
 from genrelab.devices import resolve_device
 from genrelab.progress import progress_bar
 
@@ -347,6 +353,7 @@ def predict_proba(
     if int(batch_size) <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size!r}")
     device = resolve_device(device)
+    keep_freed_memory()  # batches' activations reuse freed pages (see genrelab.allocator)
     model.to(device).eval()
     data = IndexBatchDataset(S)
     out: list[np.ndarray] = []
@@ -613,6 +620,7 @@ def fit(
         then not usable; nothing should be saved).
     """
     device = resolve_device(device)
+    keep_freed_memory()  # activations reuse freed pages: 1.4x faster on the CPU (see genrelab.allocator)
     t_fit = time.perf_counter()
     run, seed_torch = _start_run(model, train, valid, settings=settings, device=device, seed=seed, augment=augment)
     with torch.random.fork_rng(devices=_fork_devices(device)):
