@@ -203,3 +203,27 @@ def test_genres_are_learnable_above_chance():
     pred = cross_val_predict(clf, np.array(X), np.array(y), groups=groups, cv=GroupKFold(n_splits=4))
     accuracy = float(np.mean(pred == np.array(y)))
     assert accuracy > 0.3, accuracy
+
+
+def test_the_dataset_rendered_on_two_workers_is_the_one_rendered_here(tmp_path):
+    """The prepare stage renders its tracks through map_tracks: where a track runs changes no byte."""
+    from genrelab import cluster, compute
+    from genrelab.compute import ComputeSettings
+
+    settings = SynthSettings(n_tracks_per_genre=3, duration_s=1.0, sample_rate=16000, tracks_per_artist=3,
+                             genres=("rock", "jazz"), seed=7)
+    before = compute.default_settings()
+    try:
+        compute.configure(ComputeSettings(workers=1))
+        here = generate_dataset(tmp_path / "here", settings, progress=False, write_stems=True)
+        compute.configure(ComputeSettings(workers=2))
+        there = generate_dataset(tmp_path / "there", settings, progress=False, write_stems=True)
+    finally:
+        compute.configure(before)
+        cluster.close_clients()
+    pd.testing.assert_frame_equal(here, there)
+    files = sorted(p.relative_to(tmp_path / "here") for p in (tmp_path / "here").rglob("*") if p.is_file())
+    assert len(files) == 1 + 6 * (1 + len(STEMS))
+    assert files == sorted(p.relative_to(tmp_path / "there") for p in (tmp_path / "there").rglob("*") if p.is_file())
+    for f in files:
+        assert (tmp_path / "here" / f).read_bytes() == (tmp_path / "there" / f).read_bytes(), f

@@ -1898,23 +1898,32 @@ def generate_dataset(out_dir: str | os.PathLike, settings: SynthSettings, *, pro
     TypeError
         If ``settings`` is not a :class:`SynthSettings`.
     """
-    from genrelab.progress import progress_bar
+    from genrelab.compute import map_tracks
 
     if not isinstance(settings, SynthSettings):
         raise TypeError(f"settings must be a SynthSettings, got {type(settings).__name__}")
     out_dir = Path(out_dir)
     jobs = [(genre, i) for genre in settings.genres for i in range(settings.n_tracks_per_genre)]
-    rows = []
-    for genre, i in progress_bar(jobs, desc="synth", unit="track", disable=not progress):
-        tid = track_id(genre, i)
-        audio = render_track(genre, seed=settings.seed, track_index=i, settings=settings)
-        rel = f"audio/{genre}/{tid}.flac"
-        write_audio(out_dir / rel, audio["mix"], settings.sample_rate)
-        if write_stems:
-            for stem in STEMS:
-                write_audio(out_dir / "stems" / tid / f"{stem}.flac", audio[stem], settings.sample_rate)
-        rows.append((tid, genre, artist_id(genre, i, settings.tracks_per_artist), rel,
-                     float(settings.duration_s), int(settings.sample_rate)))
+    rows: list = [None] * len(jobs)
+    render = functools.partial(_render_and_write, out_dir=str(out_dir), settings=settings, write_stems=write_stems)
+    for k, row in map_tracks(render, jobs, desc="synth", progress=progress):  # each track on its own seed
+        if isinstance(row, BaseException):
+            raise row
+        rows[k] = row
     index = pd.DataFrame(rows, columns=list(INDEX_COLUMNS))
     write_text(out_dir / "index.csv", index.to_csv(index=False))
     return index
+
+
+def _render_and_write(job: tuple[str, int], *, out_dir: str, settings: SynthSettings, write_stems: bool) -> tuple:
+    """Render track ``job = (genre, index)`` and write its files; its row of the index."""
+    genre, i = job
+    tid = track_id(genre, i)
+    audio = render_track(genre, seed=settings.seed, track_index=i, settings=settings)
+    rel = f"audio/{genre}/{tid}.flac"
+    write_audio(Path(out_dir) / rel, audio["mix"], settings.sample_rate)
+    if write_stems:
+        for stem in STEMS:
+            write_audio(Path(out_dir) / "stems" / tid / f"{stem}.flac", audio[stem], settings.sample_rate)
+    return (tid, genre, artist_id(genre, i, settings.tracks_per_artist), rel, float(settings.duration_s),
+            int(settings.sample_rate))
