@@ -26,6 +26,21 @@ def _has_cuda() -> bool:
         return False
 
 
+LIBROSA_GUFUNC_MODULES = ("librosa.util.utils", "librosa.core.audio", "librosa.core.pitch", "librosa.beat")
+"""librosa's modules with numba ``@guvectorize(cache=True)`` functions, compiled when imported."""
+
+
+def pytest_configure(config):
+    """Import librosa's gufunc modules once in the main pytest process, before xdist starts its
+    workers: two processes compiling one gufunc at once can corrupt its cache for good (numba
+    issue #10128; it crashed a fresh-clone run in ``librosa.core.pitch``, twice in one run)."""
+    if hasattr(config, "workerinput"):  # an xdist worker: the main process has done it
+        return
+    from genrelab.cluster import import_here
+
+    import_here(LIBROSA_GUFUNC_MODULES)
+
+
 def pytest_collection_modifyitems(config, items):
     if _has_cuda():
         return

@@ -501,3 +501,23 @@ def test_a_local_cluster_adds_our_lines_to_an_info_log_not_dasks():
     lines = proc.stderr.splitlines()
     assert any(line.startswith("genrelab.cluster INFO started a local Dask cluster") for line in lines), lines
     assert not [line for line in lines if line.startswith("distributed")], lines
+
+
+def test_the_forkserver_starts_after_this_process_imported_its_preload(tmp_path, monkeypatch):
+    """Two processes compiling one numba gufunc at once can corrupt its cache (numba#10128): the
+    forkserver imports its preload only after this process has (and written the caches)."""
+    from multiprocessing import forkserver
+
+    (tmp_path / "genrelab_preload_probe.py").write_text("import time\ntime.sleep(0.3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[bool] = []
+    started = threading.Event()
+
+    def ensure_running() -> None:  # instead of starting a server: what had this process imported?
+        seen.append("genrelab_preload_probe" in sys.modules)
+        started.set()
+
+    monkeypatch.setattr(forkserver, "ensure_running", ensure_running)
+    monkeypatch.delitem(sys.modules, "genrelab_preload_probe", raising=False)
+    assert cluster.start_forkserver(["genrelab_preload_probe"])
+    assert started.wait(30) and seen == [True]

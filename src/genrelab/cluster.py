@@ -80,6 +80,7 @@ __all__ = [
     "close_clients",
     "get_client",
     "has_client",
+    "import_here",
     "keep_freed_memory",
     "local_cpus",
     "local_gpus",
@@ -353,6 +354,27 @@ def _forkserver(preload: Sequence[str]) -> bool:
     return True
 
 
+def import_here(modules: Sequence[str]) -> None:
+    """Import ``modules`` in this process before a forkserver imports them too.
+
+    numba keeps the compiled code of a ``@guvectorize(cache=True)`` function (librosa has a
+    dozen, compiled when their module is imported) in two cache files; two processes that
+    compile the same one at once can pair the wrong files, and every later call of it then
+    crashes with a segmentation fault until the cache is deleted (numba issue #10128; seen in
+    this project's test runs on a fresh install, in ``librosa.core.pitch``). Importing here
+    first writes each cache once; the server then only reads it. Modules that cannot be
+    imported are left to the server, which skips them as well.
+    """
+    import importlib
+
+    for module in dict.fromkeys(modules):
+        if module and module != "__main__":
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
+
+
 def start_forkserver(preload: Sequence[str]) -> bool:
     """Start the local workers' forkserver now, in a thread, importing ``preload``.
 
@@ -365,7 +387,11 @@ def start_forkserver(preload: Sequence[str]) -> bool:
     import threading
     from multiprocessing import forkserver
 
-    threading.Thread(target=forkserver.ensure_running, name="genrelab-forkserver", daemon=True).start()
+    def start() -> None:
+        import_here(preload)  # first here, then in the server (numba's cache: see import_here)
+        forkserver.ensure_running()
+
+    threading.Thread(target=start, name="genrelab-forkserver", daemon=True).start()
     return True
 
 
@@ -407,6 +433,7 @@ def start_local_cluster(n_workers: int, *, gpus: int = 0, dashboard: bool = True
     # adaptive threshold keeps workers as fast as this process.
     spawn_env.pop("MALLOC_TRIM_THRESHOLD_", None)
     method = "forkserver" if _forkserver(preload) else "spawn"
+    import_here(preload)  # before any worker or server imports them (numba's cache: see import_here)
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         # Dask logs each nanny, worker and connection at INFO (about 25 lines per cluster);
         # ``silence_logs`` no longer covers a cluster started from a thread. Our own lines say
